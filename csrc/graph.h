@@ -1,0 +1,93 @@
+/* graph.h: the whole C API of micrograd_c's graph core.
+ *
+ * Nodes live in one growable arena of parallel arrays addressed by 32-bit indices.  Python never
+ * sees a node index: every Python Value holds a *handle*, a stable slot in a handle table that
+ * points at its node.  Nodes are bump-allocated, so a node's index is always greater than its
+ * parents' (index order is a topological order); when the arena is full, nodes no handle can
+ * reach are dropped and the rest slide down in order (see docs/design.md).
+ *
+ * build_ffi.py hands the text between the cffi markers to ffi.cdef(): this header is the single
+ * contract between C and Python, so that part holds only declarations cffi can parse.
+ */
+#ifndef MICROGRAD_C_GRAPH_H
+#define MICROGRAD_C_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* cffi-cdef-begin */
+
+/* Calls that make or find a node return a handle (>= 0) or one of these codes (< 0). */
+enum mg_status {
+    MG_OK = 0,
+    MG_ERR_NOMEM = -1,         /* an allocation failed */
+    MG_ERR_NODE_LIMIT = -2,    /* more live nodes than the node limit (2**31 - 1) */
+    MG_ERR_BAD_HANDLE = -3,    /* a handle that no live Value owns */
+    MG_ERR_BAD_ARGUMENT = -4,  /* a count or kind out of range */
+    MG_ERR_ZERO_POWER = -5,    /* 0.0 ** negative, as Python's ZeroDivisionError */
+    MG_ERR_POW_RANGE = -6,     /* float ** float out of range, as Python's OverflowError */
+    MG_ERR_COMPLEX_POWER = -7, /* negative ** fractional would be complex */
+    MG_ERR_EXP_RANGE = -8      /* exp(x) out of range, as math.exp's OverflowError */
+};
+
+/* What made a node.  The local backward of each lives in graph.c next to its forward. */
+enum mg_op {
+    MG_LEAF = 0,  /* Value(x) */
+    MG_ADD = 1,   /* a + b */
+    MG_MUL = 2,   /* a * b */
+    MG_POW = 3,   /* a ** e, e a float (its rhs is a hidden leaf holding e) */
+    MG_POWI = 4,  /* a ** e, e a Python int: the same arithmetic, only the _op text differs */
+    MG_RELU = 5,
+    MG_TANH = 6,
+    MG_EXP = 7,
+    MG_CUSTOM = 8 /* Value(x, children, op) built by hand: no local backward, as in micrograd */
+};
+
+/* Texts kept beside a node. */
+enum mg_text { MG_TEXT_LABEL = 0, MG_TEXT_OP = 1 };
+
+/* Node makers: each returns a new handle owned by the caller (release it with mg_release). */
+int32_t mg_leaf(double data);
+int32_t mg_add(int32_t a, int32_t b);
+int32_t mg_mul(int32_t a, int32_t b);
+int32_t mg_add_const(int32_t a, double b);      /* a + Value(b): the leaf is made too */
+int32_t mg_mul_const(int32_t a, double b);      /* a * Value(b) */
+int32_t mg_pow(int32_t a, double exponent, int exponent_is_int);
+int32_t mg_relu(int32_t a);
+int32_t mg_tanh(int32_t a);
+int32_t mg_exp(int32_t a);
+int32_t mg_custom(double data, int32_t nparents, const int32_t *parents); /* nparents 0..2 */
+
+/* Handle ownership. */
+int32_t mg_retain(int32_t h);        /* one more owner of h; returns h */
+void mg_release(int32_t h);          /* the owner is gone; never fails */
+
+/* Reading and writing a node.  A bad handle reads as NaN / fails with MG_ERR_BAD_HANDLE. */
+double mg_data(int32_t h);
+double mg_grad(int32_t h);
+int32_t mg_set_data(int32_t h, double value);
+int32_t mg_set_grad(int32_t h, double value);
+int32_t mg_op(int32_t h);                           /* an mg_op */
+double mg_exponent(int32_t h);                      /* the exponent of a POW/POWI node */
+int32_t mg_parents(int32_t h, int32_t *out);        /* out[2]; returns 0..2 new handles */
+int32_t mg_same_node(int32_t a, int32_t b);         /* 1 if both handles name one node */
+int32_t mg_set_text(int32_t h, int32_t kind, const char *text, size_t len); /* len 0 clears */
+/* Copies the text (not NUL-terminated) into buf when it fits; returns its full length. */
+int32_t mg_get_text(int32_t h, int32_t kind, char *buf, size_t size);
+
+/* Autograd. */
+int32_t mg_backward(int32_t root);     /* micrograd's backward(): root grad = 1, then the sweep */
+int32_t mg_local_backward(int32_t h);  /* one node's _backward() */
+
+/* Introspection and test hooks. */
+int64_t mg_node_count(void);          /* nodes in the arena, live or not yet reclaimed */
+int64_t mg_capacity(void);            /* node slots allocated */
+int64_t mg_handle_count(void);        /* handles owned by live Values */
+int64_t mg_bytes_per_node(void);      /* arena bytes per node slot */
+int32_t mg_collect(void);             /* reclaim unreachable nodes now */
+int32_t mg_set_node_limit(int64_t limit); /* 1..2**31-1; tests lower it */
+const char *mg_status_message(int32_t status);
+
+/* cffi-cdef-end */
+
+#endif /* MICROGRAD_C_GRAPH_H */
