@@ -315,7 +315,7 @@ static int32_t propagate(uint32_t i) {
 
 /* The parents a node shows as _prev (a POW's rhs is its hidden exponent, not a child). */
 static uint32_t visible_rhs(uint32_t i) {
-    uint8_t op = A.op[i] & ~MARK;
+    uint8_t op = (uint8_t)(A.op[i] & ~MARK);
     return op == MG_POW || op == MG_POWI ? NO_NODE : A.rhs[i];
 }
 
@@ -379,6 +379,94 @@ int32_t mg_relu(int32_t a) { LOCKED(int32_t, make_unary(MG_RELU, a, 0.0)); }
 int32_t mg_tanh(int32_t a) { LOCKED(int32_t, make_unary(MG_TANH, a, 0.0)); }
 int32_t mg_exp(int32_t a) { LOCKED(int32_t, make_unary(MG_EXP, a, 0.0)); }
 int32_t mg_custom(double data, int32_t n, const int32_t *parents) { LOCKED(int32_t, make_custom(data, n, parents)); }
+
+/* One neuron: bias + w[0]*x[0] + w[1]*x[1] + ..., then ReLU.  x[k] == NO_NODE means the
+ * number constants[k], given its own leaf. */
+static uint32_t emit_neuron(int32_t nin, const int32_t *w, const uint32_t *x,
+                            const double *constants, bool nonlin) {
+    uint32_t acc = A.handles[w[nin]].node; /* sum(..., start=bias) */
+    for (int32_t k = 0; k < nin; k++) {
+        uint32_t xk = x[k] != NO_NODE ? x[k] : push(MG_LEAF, constants[k], NO_NODE, NO_NODE);
+        uint32_t wk = A.handles[w[k]].node;
+        uint32_t product = push(MG_MUL, A.data[wk] * A.data[xk], wk, xk);
+        acc = push(MG_ADD, A.data[acc] + A.data[product], acc, product);
+    }
+    if (nonlin) acc = push(MG_RELU, A.data[acc] < 0 ? 0.0 : A.data[acc], acc, NO_NODE);
+    return acc;
+}
+
+static int32_t make_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *nonlin,
+                        const int32_t *params, const int32_t *inputs, const double *constants,
+                        int32_t *out) {
+    if (nlayers < 1) return MG_ERR_BAD_ARGUMENT;
+    uint64_t nodes = 0, nparams = 0, widest = 0, leaves = 0;
+    for (int32_t k = 0; k < sizes[0]; k++) {
+        if (inputs[k] < 0) leaves++;
+        else if (!valid(inputs[k])) return MG_ERR_BAD_HANDLE;
+    }
+    for (int32_t l = 0; l < nlayers; l++) {
+        if (sizes[l] < 0 || sizes[l + 1] < 0) return MG_ERR_BAD_ARGUMENT;
+        uint64_t nin = (uint64_t)sizes[l], nout = (uint64_t)sizes[l + 1];
+        uint64_t per_neuron = (l == 0 ? leaves : 0) + 2 * nin + (nonlin[l] ? 1 : 0);
+        nodes += per_neuron * nout; /* each term < 2**64 / 4: no overflow for int32 sizes */
+        nparams += (nin + 1) * nout;
+        if (nin > widest) widest = nin;
+        if (nout > widest) widest = nout;
+        if (nodes > A.limit) return MG_ERR_NODE_LIMIT;
+    }
+    for (uint64_t k = 0; k < nparams; k++)
+        if (!valid(params[k])) return MG_ERR_BAD_HANDLE;
+    uint32_t *x = malloc(2 * (widest ? widest : 1) * sizeof *x); /* this layer's inputs, outputs */
+    if (!x) return MG_ERR_NOMEM;
+    int32_t status = reserve((uint32_t)nodes);
+    if (status) {
+        free(x);
+        return status;
+    }
+    uint32_t *y = x + widest;
+    for (int32_t k = 0; k < sizes[0]; k++)
+        x[k] = inputs[k] >= 0 ? A.handles[inputs[k]].node : NO_NODE;
+    uint32_t first = A.len;
+    for (int32_t l = 0; l < nlayers; l++) {
+        int32_t nin = sizes[l];
+        for (int32_t j = 0; j < sizes[l + 1]; j++) {
+            y[j] = emit_neuron(nin, params, x, constants, nonlin[l]);
+            params += nin + 1;
+        }
+        uint32_t *swap = x;
+        x = y;
+        y = swap;
+    }
+    int32_t nout = sizes[nlayers];
+    for (int32_t j = 0; j < nout; j++) {
+        int32_t h = handle_for(x[j]);
+        if (h < 0) { /* undo: release what we handed out, drop the new nodes */
+            while (j > 0) drop_handle(out[--j]);
+            A.len = first;
+            status = h;
+            break;
+        }
+        out[j] = h;
+    }
+    free(x < y ? x : y);
+    return status;
+}
+
+static int32_t zero_grads(const int32_t *handles, int32_t n) {
+    if (n < 0) return MG_ERR_BAD_ARGUMENT;
+    for (int32_t k = 0; k < n; k++)
+        if (!valid(handles[k])) return MG_ERR_BAD_HANDLE;
+    for (int32_t k = 0; k < n; k++) A.grad[A.handles[handles[k]].node] = 0.0;
+    return MG_OK;
+}
+
+int32_t mg_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *nonlin,
+               const int32_t *params, const int32_t *inputs, const double *constants,
+               int32_t *out) {
+    LOCKED(int32_t, make_mlp(nlayers, sizes, nonlin, params, inputs, constants, out));
+}
+
+int32_t mg_zero_grads(const int32_t *handles, int32_t n) { LOCKED(int32_t, zero_grads(handles, n)); }
 
 /* ---------------------------------------------------------------- handles API ----------- */
 
@@ -548,6 +636,64 @@ static int32_t backward(int32_t root) {
 
 static int32_t local_backward(int32_t h) {
     return valid(h) ? propagate(A.handles[h].node) : MG_ERR_BAD_HANDLE;
+}
+
+/* Position of node in nodes[0..count), which holds distinct indices in descending order. */
+static int32_t position_of(const int32_t *nodes, int32_t count, uint32_t node) {
+    int32_t lo = 0, hi = count;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if ((uint32_t)nodes[mid] > node) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static int32_t trace(int32_t root, int32_t capacity, int32_t *nodes, int32_t *parent_pos) {
+    if (!valid(root)) return MG_ERR_BAD_HANDLE;
+    if (capacity < 0) return MG_ERR_BAD_ARGUMENT;
+    /* Mark what root reaches (one downward sweep, as in backward), counting; collect the node
+     * indices while they fit, then turn them into handles only if all of them did. */
+    uint32_t i = A.handles[root].node;
+    A.op[i] |= MARK;
+    uint64_t pending = 1;
+    int64_t count = 0;
+    for (;; i--) {
+        if (A.op[i] & MARK) {
+            A.op[i] &= (uint8_t)~MARK;
+            pending--;
+            if (count < capacity) nodes[count] = (int32_t)i;
+            count++;
+            uint32_t parents[2] = {A.lhs[i], visible_rhs(i)};
+            for (int k = 0; k < 2; k++) {
+                uint32_t p = parents[k];
+                if (p != NO_NODE && !(A.op[p] & MARK)) A.op[p] |= MARK, pending++;
+            }
+        }
+        if (!pending || i == 0) break;
+    }
+    if (count > capacity) return count > INT32_MAX ? INT32_MAX : (int32_t)count;
+    int32_t n = (int32_t)count;
+    for (int32_t k = 0; k < n; k++) {
+        uint32_t node = (uint32_t)nodes[k];
+        uint32_t parents[2] = {A.lhs[node], visible_rhs(node)};
+        for (int p = 0; p < 2; p++)
+            parent_pos[2 * k + p] =
+                parents[p] == NO_NODE ? -1 : position_of(nodes, n, parents[p]);
+    }
+    for (int32_t k = 0; k < n; k++) {
+        int32_t h = handle_for((uint32_t)nodes[k]);
+        if (h < 0) {
+            while (k > 0) drop_handle(nodes[--k]);
+            return h;
+        }
+        nodes[k] = h;
+    }
+    return n;
+}
+
+int32_t mg_trace(int32_t root, int32_t capacity, int32_t *nodes, int32_t *parent_pos) {
+    LOCKED(int32_t, trace(root, capacity, nodes, parent_pos));
 }
 
 int32_t mg_backward(int32_t root) { LOCKED(int32_t, backward(root)); }

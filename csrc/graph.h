@@ -58,6 +58,26 @@ int32_t mg_tanh(int32_t a);
 int32_t mg_exp(int32_t a);
 int32_t mg_custom(double data, int32_t nparents, const int32_t *parents); /* nparents 0..2 */
 
+/* micrograd's MLP call (or one Layer's, or one Neuron's) in one call.  Layer l maps sizes[l]
+ * inputs to sizes[l+1] outputs; its neuron j reads sizes[l] weights then a bias from params (all
+ * layers' neurons in order).  Input k of the first layer is the Value inputs[k] or, when
+ * inputs[k] < 0, the number constants[k], for which each neuron makes its own leaf, as
+ * micrograd's Value(x) does.  Each neuron emits exactly micrograd's nodes: w*x per input, the +
+ * chain from the bias in sum() order, then ReLU when nonlin[l].  Writes sizes[nlayers] new
+ * handles to out; returns MG_OK or a status. */
+int32_t mg_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *nonlin,
+               const int32_t *params, const int32_t *inputs, const double *constants,
+               int32_t *out);
+
+/* Sets the grad of each of the n Values to 0 (Module.zero_grad()). */
+int32_t mg_zero_grads(const int32_t *handles, int32_t n);
+
+/* The graph behind root for drawing: the nodes it reaches (root first, then the rest from newest
+ * to oldest) and for each its _prev as positions in that list (-1 where it has fewer than two).
+ * Returns the node count.  Handles (new references) and positions are written only when the
+ * count is at most capacity: nodes[capacity], parent_pos[2*capacity]. */
+int32_t mg_trace(int32_t root, int32_t capacity, int32_t *nodes, int32_t *parent_pos);
+
 /* Handle ownership. */
 int32_t mg_retain(int32_t h);        /* one more owner of h; returns h */
 void mg_release(int32_t h);          /* the owner is gone; never fails */
