@@ -107,6 +107,7 @@ int64_t mg_bytes_per_node(void);      /* arena bytes per node slot */
 int32_t mg_collect(void);             /* reclaim unreachable nodes now */
 int32_t mg_set_node_limit(int64_t limit); /* 1..2**31-1; tests lower it */
 const char *mg_status_message(int32_t status);
+int32_t mg_gil_held(void);            /* defined by build_ffi.py: 1 if calls keep the GIL */
 
 /* cffi-cdef-end */
 

@@ -17,6 +17,11 @@ __all__ = ["Value"]
 
 Number = Union[int, float]
 
+# The C calls on the hot path, bound once: a module global is cheaper than `lib.name`.
+_mg_add, _mg_mul = lib.mg_add, lib.mg_mul
+_mg_add_const, _mg_mul_const = lib.mg_add_const, lib.mg_mul_const
+_mg_data, _mg_grad = lib.mg_data, lib.mg_grad
+
 _OP_TEXT = {
     lib.MG_LEAF: "",
     lib.MG_ADD: "+",
@@ -71,7 +76,7 @@ class Value:
 
     @property
     def data(self) -> float:
-        return lib.mg_data(self._h)
+        return _mg_data(self._h)
 
     @data.setter
     def data(self, value: Any) -> None:
@@ -79,7 +84,7 @@ class Value:
 
     @property
     def grad(self) -> float:
-        return lib.mg_grad(self._h)
+        return _mg_grad(self._h)
 
     @grad.setter
     def grad(self, value: Any) -> None:
@@ -114,13 +119,13 @@ class Value:
 
     def __add__(self, other: Value | Number) -> Value:
         if isinstance(other, Value):
-            return _adopt(lib.mg_add(self._h, other._h))
-        return _adopt(lib.mg_add_const(self._h, _to_float(other)))
+            return _adopt(_mg_add(self._h, other._h))
+        return _adopt(_mg_add_const(self._h, _to_float(other)))
 
     def __mul__(self, other: Value | Number) -> Value:
         if isinstance(other, Value):
-            return _adopt(lib.mg_mul(self._h, other._h))
-        return _adopt(lib.mg_mul_const(self._h, _to_float(other)))
+            return _adopt(_mg_mul(self._h, other._h))
+        return _adopt(_mg_mul_const(self._h, _to_float(other)))
 
     def __pow__(self, other: Number) -> Value:
         if not isinstance(other, (int, float)):
