@@ -20,7 +20,7 @@ Number = Union[int, float]
 # The C calls on the hot path, bound once: a module global is cheaper than `lib.name`.
 _mg_add, _mg_mul = lib.mg_add, lib.mg_mul
 _mg_add_const, _mg_mul_const = lib.mg_add_const, lib.mg_mul_const
-_mg_data, _mg_grad = lib.mg_data, lib.mg_grad
+_mg_data, _mg_grad, _mg_leaf = lib.mg_data, lib.mg_grad, lib.mg_leaf
 
 _OP_TEXT = {
     lib.MG_LEAF: "",
@@ -55,13 +55,14 @@ class Value:
         self, data: Any, _children: Iterable[Value] = (), _op: str = "", label: str = ""
     ) -> None:
         data = _to_float(data)
-        children = set(_children)  # micrograd keeps a set, so repeats count once
-        if children or _op:
-            handle = _make_custom(data, children, _op)
+        if _children or _op:
+            handle = _make_custom(data, set(_children), _op)  # micrograd keeps a set of children
         else:
-            handle = check(lib.mg_leaf(data))
-        if hasattr(self, "_h"):  # __init__ called again on a live Value
-            lib.mg_release(self._h)
+            handle = _mg_leaf(data)
+            if handle < 0:
+                raise error(handle)
+        # (Calling __init__ again on a live Value would keep its old node alive; checking for
+        # that with hasattr() would triple the cost of every Value(x).)
         self._h = handle
         if label:
             set_text(handle, lib.MG_TEXT_LABEL, label)
