@@ -28,7 +28,9 @@ STEPS = 50
 LEARNING_RATE = 0.02
 
 
-def train(mlp: Callable[..., Any], steps: int = STEPS, lr: float = LEARNING_RATE) -> tuple[Any, list[float]]:
+def train(
+    mlp: Callable[..., Any], steps: int = STEPS, lr: float = LEARNING_RATE
+) -> tuple[Any, list[float]]:
     """Fits a freshly seeded mlp(3, [4, 4, 1]) to (xs, ys); returns it and the loss per step."""
     random.seed(SEED)  # the same initial weights every run
     model = mlp(3, [4, 4, 1])
