@@ -246,8 +246,26 @@ def test_trace_and_draw_dot_of_random_graphs(leaves: list[float], ops: list[Any]
         (key(c), key(p)) for c, p in ref_edges
     )
     dot = draw_dot(out)
-    assert Counter(parse(dot)[0].values()) == Counter(map(record, ref_nodes))
-    assert drawn_edges(dot) == Counter((record(c), record(p)) for c, p in ref_edges)
+    # Zero's sign is masked on both sides: see test_signed_zero_after_relu_is_micrograds.
+    records = Counter(map(unsigned_zero, parse(dot)[0].values()))
+    assert records == Counter(unsigned_zero(record(v)) for v in ref_nodes)
+    edges_drawn = Counter(tuple(map(unsigned_zero, e)) for e in drawn_edges(dot).elements())
+    assert edges_drawn == Counter(
+        (unsigned_zero(record(c)), unsigned_zero(record(p))) for c, p in ref_edges
+    )
+
+
+def unsigned_zero(record_text: str) -> str:
+    return re.sub(r" -(0\.0000)\b", r" \1", record_text)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (engine): micrograd's relu gives the int 0, and "
+                   "0 * -1 stays 0; micrograd_c's gives 0.0, and 0.0 * -1.0 is -0.0")
+def test_signed_zero_after_relu_is_micrograds() -> None:
+    ref = -micrograd.engine.Value(-1.0).relu()
+    out = -micrograd_c.engine.Value(-1.0).relu()
+    assert math.copysign(1.0, out.data) == math.copysign(1.0, ref.data)  # micrograd: +0
+    assert parse(draw_dot(out))[0]["0"] == record(ref)  # "data 0.0000", not "data -0.0000"
 
 
 def test_trace_finds_the_callers_values() -> None:
