@@ -46,8 +46,7 @@ def _walk(root: Value, max_nodes: int | None) -> tuple[list[Value], list[tuple[i
         if max_nodes is not None and count > max_nodes:
             raise ValueError(
                 f"the graph behind this Value has {count} nodes, more than max_nodes={max_nodes}; "
-                f"pass a larger limit to draw it, e.g. draw_dot(root, max_nodes={count}) "
-                "(Graphviz gets slow on big graphs)"
+                f"pass max_nodes={count} or more to go ahead (Graphviz gets slow on big graphs)"
             )
         if count <= capacity:
             break
