@@ -1,0 +1,229 @@
+"""micrograd's demo notebook as a program: train MLP(2, [16, 16, 1]) on the two moons.
+
+    python -m micrograd_c.demo                  # 100 steps, writes moons.png
+    python -m micrograd_c.demo --compare        # also train micrograd itself, same seed
+
+The data, model, loss and SGD loop are the notebook's, line for line, so a run gives micrograd's
+numbers.  The loop takes the Value and MLP classes as arguments: `--compare` runs the very same
+loop on pure-Python micrograd and reports both wall times.  Needs the `demo` extra
+(`pip install "micrograd_c[demo]"`: scikit-learn, matplotlib, tqdm), imported here only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from micrograd_c.engine import Value
+from micrograd_c.nn import MLP
+
+__all__ = ["Run", "load_data", "loss", "train", "plot", "summary", "main"]
+
+TARGET_ACCURACY = 0.95  # the notebook's model separates the moons; we check that it still does
+MICROGRAD_MISSING = (
+    "--compare trains pure-Python micrograd too, but it is not installed.\n"
+    "Install it with:  pip install micrograd==0.1.0   (or: pip install \"micrograd_c[test]\")"
+)
+
+
+def load_data(seed: int = 1337, n_samples: int = 100) -> tuple[list[list[float]], list[int]]:
+    """The notebook's two moons, with labels -1/+1, as Python lists of floats and ints.
+
+    Python numbers, not numpy's: a numpy scalar times a Value goes through numpy's object
+    machinery on every call (slow) though it gives the same numbers.
+    """
+    from sklearn.datasets import make_moons
+
+    X, y = make_moons(n_samples=n_samples, noise=0.1, random_state=seed)
+    y = y * 2 - 1  # make y be -1 or 1
+    return X.tolist(), y.tolist()
+
+
+def loss(model: Any, X: Sequence[Sequence[float]], y: Sequence[int],
+         value: type = Value) -> tuple[Any, float]:
+    """The notebook's loss: SVM max-margin loss plus L2 regularization, and the accuracy.
+
+    `value` is the Value class of the model's engine (micrograd_c's or micrograd's).
+    """
+    inputs = [list(map(value, xrow)) for xrow in X]
+    # forward the model to get scores
+    scores = list(map(model, inputs))
+    # svm "max-margin" loss
+    losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
+    data_loss = sum(losses) * (1.0 / len(losses))
+    # L2 regularization
+    alpha = 1e-4
+    reg_loss = alpha * sum((p * p for p in model.parameters()))
+    total_loss = data_loss + reg_loss
+    # also get accuracy
+    accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
+    return total_loss, sum(accuracy) / len(accuracy)
+
+
+@dataclass
+class Run:
+    """One training run: the trained model and, per step, the loss and accuracy the step saw
+    before its update (what the notebook prints)."""
+
+    name: str
+    model: Any
+    losses: list[float] = field(default_factory=list)
+    accuracies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ms_per_step(self) -> float:
+        return 1000.0 * self.seconds / max(len(self.losses), 1)
+
+
+def train(value: type, mlp: Callable[..., Any], X: Sequence[Sequence[float]], y: Sequence[int],
+          *, steps: int = 100, seed: int = 1337, name: str = "micrograd_c",
+          progress: bool = True) -> Run:
+    """Seeds `random`, builds mlp(2, [16, 16, 1]) and runs the notebook's SGD loop on it.
+
+    `value` and `mlp` are one engine's classes (micrograd_c.engine.Value and micrograd_c.nn.MLP,
+    or micrograd's), so the same loop times both engines.
+    """
+    random.seed(seed)
+    model = mlp(2, [16, 16, 1])  # 2-layer neural network
+    run = Run(name, model)
+    bar = _progress_bar(steps, name) if progress else None
+    start = time.perf_counter()
+    for k in range(steps):
+        # forward
+        total_loss, acc = loss(model, X, y, value)
+        # backward
+        model.zero_grad()
+        total_loss.backward()
+        # update (sgd)
+        learning_rate = 1.0 - 0.9 * k / 100
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+        run.losses.append(total_loss.data)
+        run.accuracies.append(acc)
+        if bar is not None:
+            bar.set_postfix(loss=f"{total_loss.data:.4f}", accuracy=f"{acc:.0%}", refresh=False)
+            bar.update()
+    run.seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    return run
+
+
+def _progress_bar(steps: int, name: str) -> Any:
+    from tqdm import tqdm  # only for a visible bar: train(progress=False) needs no tqdm
+
+    return tqdm(total=steps, desc=name, unit="step")
+
+
+def plot(run: Run, X: Sequence[Sequence[float]], y: Sequence[int], path: str | os.PathLike[str],
+         value: type = Value, h: float = 0.25) -> None:
+    """Writes a PNG: the model's decision boundary over the data (the notebook's figure) beside
+    the loss curve."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    Xa, ya = np.asarray(X), np.asarray(y)
+    x_min, x_max = Xa[:, 0].min() - 1, Xa[:, 0].max() + 1
+    y_min, y_max = Xa[:, 1].min() - 1, Xa[:, 1].max() + 1
+    xx, yy = np.meshgrid(np.arange(x_min, x_max, h), np.arange(y_min, y_max, h))
+    Xmesh = np.c_[xx.ravel(), yy.ravel()].tolist()
+    inputs = [list(map(value, xrow)) for xrow in Xmesh]
+    scores = list(map(run.model, inputs))
+    Z = np.array([s.data > 0 for s in scores]).reshape(xx.shape)
+
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)  # Agg, not pyplot: no display needed, whatever MPLBACKEND says
+    boundary, curve = fig.subplots(1, 2)
+    boundary.contourf(xx, yy, Z, cmap="Spectral", alpha=0.8)
+    boundary.scatter(Xa[:, 0], Xa[:, 1], c=ya, s=40, cmap="Spectral", edgecolors="k")
+    boundary.set_xlim(xx.min(), xx.max())
+    boundary.set_ylim(yy.min(), yy.max())
+    boundary.set_title(f"decision boundary after {len(run.losses)} steps")
+    curve.plot(range(len(run.losses)), run.losses)
+    curve.set_yscale("log")
+    curve.set_xlabel("step")
+    curve.set_ylabel("total loss (log scale)")
+    curve.set_title(f"loss; final accuracy {run.accuracies[-1]:.0%}" if run.losses else "loss")
+    fig.savefig(path, dpi=100)
+
+
+def summary(run: Run) -> str:
+    """One line: steps, final loss and accuracy (of the last step, as the notebook prints them),
+    whether the accuracy target is reached, wall time and ms/step."""
+    acc = run.accuracies[-1]
+    verdict = "reached" if acc >= TARGET_ACCURACY else "NOT reached"
+    return (f"{run.name}: {len(run.losses)} steps, final loss {run.losses[-1]:.6f}, "
+            f"training accuracy {acc:.1%} (target {TARGET_ACCURACY:.0%}: {verdict}), "
+            f"{run.seconds:.3f} s wall, {run.ms_per_step:.2f} ms/step")
+
+
+def _import_micrograd() -> tuple[type, type] | None:
+    try:
+        from micrograd.engine import Value as MicrogradValue
+        from micrograd.nn import MLP as MicrogradMLP
+    except ImportError:
+        return None
+    return MicrogradValue, MicrogradMLP
+
+
+def parse_args(argv: Sequence[Any] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m micrograd_c.demo",
+        description="Train micrograd's moons demo (MLP(2, [16, 16, 1]), SVM loss, SGD) on "
+                    "micrograd_c and plot the decision boundary.")
+    parser.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
+    parser.add_argument("--seed", type=int, default=1337,
+                        help="seed of the data (make_moons) and of the weights (random.seed); "
+                             "default 1337")
+    parser.add_argument("--plot", default="moons.png", metavar="PATH",
+                        help="where to write the PNG (default: moons.png in the current directory)")
+    parser.add_argument("--compare", action="store_true",
+                        help="also train pure-Python micrograd (same seed, same loop) and "
+                             "print both wall times and the speed-up")
+    args = parser.parse_args(None if argv is None else [str(a) for a in argv])
+    if args.steps < 1:
+        parser.error("--steps must be at least 1")
+    folder = os.path.dirname(args.plot) or "."
+    if not os.path.isdir(folder):  # say so now, not after the training
+        parser.error(f"--plot: no such directory: {folder}")
+    return args
+
+
+def main(argv: Sequence[Any] | None = None) -> int:
+    """Runs the demo; argv defaults to sys.argv[1:] (items may be paths).  Returns the exit
+    status: 0, or 1 when --compare cannot import micrograd."""
+    args = parse_args(argv)
+    reference = None
+    if args.compare:
+        reference = _import_micrograd()
+        if reference is None:  # fail before training: the user asked for a comparison
+            print(MICROGRAD_MISSING, file=sys.stderr)
+            return 1
+
+    X, y = load_data(args.seed)
+    run = train(Value, MLP, X, y, steps=args.steps, seed=args.seed)
+    print(summary(run))
+    plot(run, X, y, args.plot)
+    print(f"plot written to {args.plot}")
+
+    if reference is not None:
+        # micrograd second: its graphs are freed only by the cyclic GC, and the garbage it
+        # leaves behind would slow whatever ran after it.
+        slow = train(*reference, X, y, steps=args.steps, seed=args.seed, name="micrograd")
+        print(summary(slow))
+        worst = max(abs(a - b) / abs(b) for a, b in zip(run.losses, slow.losses))
+        print(f"speed-up: {slow.seconds / run.seconds:.1f}x "
+              f"(micrograd_c {run.seconds:.3f} s, micrograd {slow.seconds:.3f} s); "
+              f"largest relative loss difference {worst:.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
