@@ -52,8 +52,9 @@ def test_value_of_a_non_number_is_a_type_error(bad, bystanders):
         lambda v: v - "a",
         lambda v: "a" - v,
         lambda v: v / [1.0],
+        lambda v: 2 ** v,  # micrograd has no __rpow__
     ],
-    ids=["v+'a'", "'a'+v", "v*None", "None*v", "v-'a'", "'a'-v", "v/[1.0]"],
+    ids=["v+'a'", "'a'+v", "v*None", "None*v", "v-'a'", "'a'-v", "v/[1.0]", "2**v"],
 )
 def test_arithmetic_with_a_non_number_is_a_type_error_like_micrograd(make, bystanders):
     with pytest.raises(TypeError):
