@@ -1,0 +1,48 @@
+"""Shared fixtures for the micrograd_c core tests.
+
+micrograd (PyPI micrograd==0.1.0) is the reference: every behaviour micrograd has, micrograd_c
+must have too, so most tests build the same program with both engines and compare.
+"""
+
+import gc
+
+import pytest
+
+from micrograd.engine import Value as MValue
+from micrograd_c._core import lib
+from micrograd_c.engine import Value as CValue
+
+MAX_NODE_LIMIT = 2**31 - 1
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slow: takes several seconds (still part of the default run; deselect with -m 'not slow')",
+    )
+
+
+@pytest.fixture(params=[MValue, CValue], ids=["micrograd", "micrograd_c"])
+def V(request):
+    """Runs a test once against micrograd and once against micrograd_c."""
+    return request.param
+
+
+def settle_arena():
+    """Drops every unreachable Python Value and every unreachable node, then shrinks the arena
+    as far as the live set allows (each mg_collect halves the capacity at most once)."""
+    gc.collect()
+    while True:
+        before = lib.mg_capacity()
+        assert lib.mg_collect() == 0
+        if lib.mg_capacity() == before:
+            return
+
+
+@pytest.fixture
+def settled():
+    """A quiet arena before the test and a shrunk one after it (big tests leave big arenas)."""
+    settle_arena()
+    yield
+    lib.mg_set_node_limit(MAX_NODE_LIMIT)
+    settle_arena()

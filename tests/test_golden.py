@@ -1,0 +1,104 @@
+"""micrograd's README example: the numbers every micrograd port is first checked against."""
+
+import math
+import random
+
+import pytest
+
+from micrograd.engine import Value as MValue
+from micrograd_c.engine import Value as CValue
+
+
+def readme_example(Value, backward=True):
+    a = Value(-4.0)
+    b = Value(2.0)
+    c = a + b
+    d = a * b + b**3
+    c += c + 1
+    c += 1 + c + (-a)
+    d += d * 2 + (b + a).relu()
+    d += 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g += 10.0 / f
+    if backward:
+        g.backward()
+    return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "g": g}
+
+
+def micrograd_grads_in_every_order(tries=300):
+    """The (a.grad, b.grad) pairs micrograd's backward can give.
+
+    micrograd visits `_prev`, a set ordered by object ids, so its topological order (and with it
+    the order in which float gradients are summed) changes from run to run: b.grad comes out as
+    645.5772594752186 or ...187.  Here micrograd's own `_backward` closures run in many random
+    topological orders, collecting every result micrograd itself can produce.
+    """
+    results = set()
+    rng = random.Random(1234)
+    for _ in range(tries):
+        v = readme_example(MValue, backward=False)
+        topo, seen = [], set()
+
+        def visit(node):
+            seen.add(node)
+            children = list(node._prev)
+            rng.shuffle(children)
+            for child in children:
+                if child not in seen:
+                    visit(child)
+            topo.append(node)
+
+        visit(v["g"])
+        v["g"].grad = 1
+        for node in reversed(topo):
+            node._backward()
+        results.add((v["a"].grad, v["b"].grad))
+    return results
+
+
+def test_readme_numbers():
+    v = readme_example(CValue)
+    assert f"{v['g'].data:.4f}" == "24.7041"
+    assert f"{v['a'].grad:.4f}" == "138.8338"
+    assert f"{v['b'].grad:.4f}" == "645.5773"
+
+
+def test_readme_forward_bit_identical_to_micrograd():
+    got = readme_example(CValue)
+    want = readme_example(MValue)
+    for name in want:
+        assert type(got[name].data) is float, name
+        assert got[name].data == want[name].data, name
+
+
+def test_readme_grads_are_ones_micrograd_gives():
+    got = readme_example(CValue)
+    want = readme_example(MValue)
+    # Same floats as micrograd, up to micrograd's own run-to-run freedom in summation order.
+    assert (got["a"].grad, got["b"].grad) in micrograd_grads_in_every_order()
+    for name in want:
+        assert math.isclose(got[name].grad, want[name].grad, rel_tol=2e-16), name
+
+
+def test_readme_grads_are_deterministic():
+    # micrograd_c sums in node order, which does not depend on where objects live in memory.
+    first = readme_example(CValue)
+    for _ in range(3):
+        junk = [object() for _ in range(1000)]  # shift the addresses of the next objects
+        again = readme_example(CValue)
+        assert (again["a"].grad, again["b"].grad) == (first["a"].grad, first["b"].grad)
+        del junk
+
+
+@pytest.mark.parametrize("calls", [2, 3])
+def test_readme_repeated_backward_matches_micrograd(calls):
+    got = readme_example(CValue)
+    want = readme_example(MValue)
+    for _ in range(calls - 1):
+        got["g"].backward()
+        want["g"].backward()
+    assert got["g"].grad == want["g"].grad == 1
+    for name in ("a", "b", "c", "d", "e", "f"):
+        assert math.isclose(got[name].grad, want[name].grad, rel_tol=1e-12), name
