@@ -149,8 +149,8 @@ static void maybe_shrink(void) {
 
 /* Makes room for `extra` more nodes: reclaim first, grow when the arena stays over half full. */
 static int32_t reserve(uint32_t extra) {
-    if (A.len <= A.cap && A.cap - A.len >= extra) return MG_OK;
-    int32_t status = compact();
+    if (A.cap - A.len >= extra && (uint64_t)A.len + extra <= A.limit) return MG_OK;
+    int32_t status = compact(); /* the limit counts live nodes: reclaim before refusing */
     if (status) return status;
     if ((uint64_t)A.len + extra > A.limit) return MG_ERR_NODE_LIMIT;
     uint64_t want = (uint64_t)A.len + extra;

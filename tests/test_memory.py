@@ -192,14 +192,6 @@ def test_node_limit_error_leaves_no_half_built_node(settled):
     assert (a * 2.0).data == 6.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: mg_set_node_limit is only checked when the arena must grow (reserve() returns early "
-        "while cap - len >= extra), so after a big graph has grown the capacity, live nodes far "
-        "past a lowered limit are accepted without MemoryError"
-    ),
-)
 def test_node_limit_holds_while_the_arena_has_room(settled):
     big = [Value(float(i)) for i in range(100_000)]
     del big
