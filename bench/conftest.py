@@ -102,4 +102,6 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         "cores": os.cpu_count(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "sizes": "quick" if sizes_for(config) is QUICK else "full",
+        # Other processes on a shared machine slow the timings down: say how busy it was.
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
