@@ -1,0 +1,300 @@
+"""Shared helpers of the benchmark suite: the engines, the sizes, the workloads, the checks.
+
+Each workload is plain micrograd user code that takes the engine as an argument, so micrograd
+and micrograd_c build the same graph node for node and the timings compare like with like.
+Nothing here times anything: test_bench.py does, and report.py turns the timings into a table.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import tracemalloc
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple, Sequence
+
+import micrograd.engine
+import micrograd.nn
+import micrograd_c.engine
+import micrograd_c.nn
+import pytest
+from micrograd_c._core import lib
+from sklearn.datasets import make_moons
+
+
+class Engine(NamedTuple):
+    name: str
+    Value: Callable[..., Any]
+    MLP: Callable[..., Any]
+
+
+ENGINES: dict[str, Engine] = {
+    "micrograd": Engine("micrograd", micrograd.engine.Value, micrograd.nn.MLP),
+    "micrograd_c": Engine("micrograd_c", micrograd_c.engine.Value, micrograd_c.nn.MLP),
+}
+OTHER = {"micrograd": "micrograd_c", "micrograd_c": "micrograd"}
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a benchmarked run computed, to check both engines computed the same thing.
+
+    `exact` holds forward values (micrograd_c's are bit-identical to micrograd's) and gradients
+    that are a single product; `close` holds gradients summed over many paths, which micrograd
+    adds up in its topological order and micrograd_c in index order, so they may differ in the
+    last bits.
+    """
+
+    exact: tuple[Any, ...]
+    close: tuple[float, ...] = ()
+
+    def assert_matches(self, other: Fingerprint) -> None:
+        assert self.exact == other.exact
+        assert self.close == pytest.approx(other.close, rel=1e-9, abs=1e-12)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ops: int  # op: operators in the x = x*b + c expression (two per step)
+    products: int  # backward: products a[i]*b[i] in the balanced sum (4n - 1 nodes)
+    moons: int  # mlp_step and memory: make_moons points per step
+    deep: tuple[int, ...]  # deep: chains only micrograd_c can backprop
+    recursion_depth: int  # deep: a chain micrograd's recursive sort cannot handle
+    train_steps: int  # memory: steps of the flatness run
+
+
+FULL = Sizes(ops=100_000, products=2**18, moons=100, deep=(1_000_000, 10_000_000),
+             recursion_depth=5_000, train_steps=1_000)
+QUICK = Sizes(ops=2_000, products=2**8, moons=10, deep=(10_000, 100_000),
+              recursion_depth=5_000, train_steps=20)
+
+
+class Agreement:
+    """Fingerprints of the benchmarked runs, by case and engine.
+
+    A case's test records what its engine computed and checks it against the other engine's
+    fingerprint: the one recorded by the other engine's test of the case when that ran first,
+    or else one computed now, untimed.  So each engine's run is checked against the other's,
+    and micrograd's slow runs are not repeated.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, dict[str, Fingerprint]] = {}
+
+    def check(self, case: str, engine: Engine, mine: Fingerprint,
+              compute: Callable[[Engine], Fingerprint]) -> None:
+        seen = self._seen.setdefault(case, {})
+        seen[engine.name] = mine
+        other = OTHER[engine.name]
+        if other not in seen:
+            seen[other] = compute(ENGINES[other])
+        mine.assert_matches(seen[other])
+
+
+# -- op: x = x*b + c ---------------------------------------------------------------------------
+
+# x stays in (0.5, 1): no overflow, no denormals, the same work at every step.
+X0, B, C = 0.5, 0.999, 0.001
+
+
+def chain_operands(engine: Engine, operand: str) -> tuple[Any, Any, Any]:
+    """The start of the op chain and its operands b, c: Values, or plain floats."""
+    x = engine.Value(X0)
+    if operand == "value":
+        return x, engine.Value(B), engine.Value(C)
+    return x, B, C
+
+
+def multiply_add(x: Any, b: Any, c: Any, steps: int) -> Any:
+    """`steps` times x = x*b + c: two operators (two nodes, plus a leaf each for floats)."""
+    for _ in range(steps):
+        x = x * b + c
+    return x
+
+
+def op_fingerprint(x: Any) -> Fingerprint:
+    return Fingerprint(exact=(x.data,))
+
+
+# -- backward: a wide, shallow graph micrograd can still backprop ------------------------------
+
+
+def balanced_sum(terms: Sequence[Any]) -> Any:
+    """terms summed pairwise, level by level: depth log2(n), so micrograd's recursive
+    topological sort stays far from the recursion limit."""
+    level = list(terms)
+    while len(level) > 1:
+        pairs = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            pairs.append(level[-1])
+        level = pairs
+    return level[0]
+
+
+@dataclass
+class WideGraph:
+    """sum(a[i] * b[i]) as a balanced tree: 2n leaves, n products, n - 1 sums."""
+
+    root: Any
+    a: list[Any]
+    b: list[Any]
+
+
+def wide_numbers(products: int) -> tuple[list[float], list[float]]:
+    rng = random.Random(products)
+    return ([rng.uniform(-1, 1) for _ in range(products)],
+            [rng.uniform(-1, 1) for _ in range(products)])
+
+
+def wide_graph(engine: Engine, products: int) -> WideGraph:
+    xs, ys = wide_numbers(products)
+    a = [engine.Value(x) for x in xs]
+    b = [engine.Value(y) for y in ys]
+    return WideGraph(balanced_sum([ai * bi for ai, bi in zip(a, b)]), a, b)
+
+
+def backward(graph: Any) -> Any:
+    """The timed part of the backward and deep groups."""
+    graph.root.backward()
+    return graph
+
+
+def wide_fingerprint(graph: WideGraph) -> Fingerprint:
+    # Every path from the root to a leaf is + nodes then one *: grads are single products.
+    return Fingerprint(exact=(graph.root.data, tuple(v.grad for v in graph.a),
+                              tuple(v.grad for v in graph.b)))
+
+
+# -- deep: a chain micrograd cannot backprop ---------------------------------------------------
+
+
+@dataclass
+class Chain:
+    """x = x + one, `depth` times: depth + 2 nodes, every answer an exact integer."""
+
+    root: Any
+    start: Any
+    one: Any
+    depth: int
+
+
+def chain_of_adds(engine: Engine, depth: int) -> Chain:
+    start, one = engine.Value(0.0), engine.Value(1.0)
+    x = start
+    for _ in range(depth):
+        x = x + one
+    return Chain(x, start, one, depth)
+
+
+def backward_outcome(chain: Chain) -> tuple[str, Chain]:
+    """'ok', or 'RecursionError' where micrograd's recursive topological sort gives up."""
+    try:
+        chain.root.backward()
+    except RecursionError:
+        return "RecursionError", chain
+    return "ok", chain
+
+
+def chain_answers(chain: Chain) -> tuple[float, float, float]:
+    """The chain's value and the grads of its leaves: (depth, 1, depth) when right."""
+    return chain.root.data, chain.start.grad, chain.one.grad
+
+
+# -- mlp_step: micrograd's moons demo ----------------------------------------------------------
+
+
+class Moons:
+    """micrograd's demo notebook: MLP(2, [16, 16, 1]) on make_moons(n, noise=0.1) with the SVM
+    max-margin loss plus 1e-4 L2 regularisation, trained by SGD.
+
+    The notebook feeds numpy rows; here the points are Python floats (X.tolist()), so micrograd
+    is not slowed down by numpy scalar arithmetic: the comparison is the conservative one.
+    """
+
+    def __init__(self, engine: Engine, samples: int) -> None:
+        X, y = make_moons(n_samples=samples, noise=0.1, random_state=1337)
+        self.engine = engine
+        self.X: list[list[float]] = X.tolist()
+        self.y: list[int] = (y * 2 - 1).tolist()
+        random.seed(1337)
+        self.model = engine.MLP(2, [16, 16, 1])
+        self.initial = [p.data for p in self.model.parameters()]
+
+    def reset(self) -> None:
+        """Back to the seeded weights, keeping the model object (and its caches)."""
+        for p, data in zip(self.model.parameters(), self.initial):
+            p.data = data
+
+    def loss(self) -> tuple[Any, float]:
+        inputs = [list(map(self.engine.Value, xrow)) for xrow in self.X]
+        scores = list(map(self.model, inputs))
+        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(self.y, scores)]
+        data_loss = sum(losses) * (1.0 / len(losses))
+        alpha = 1e-4
+        reg_loss = alpha * sum(p * p for p in self.model.parameters())
+        total_loss = data_loss + reg_loss
+        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(self.y, scores)]
+        return total_loss, sum(accuracy) / len(accuracy)
+
+    def step(self, k: int = 0, steps: int = 100) -> tuple[Any, float]:
+        """One training step of the notebook's loop (step k of `steps`)."""
+        total_loss, acc = self.loss()
+        self.model.zero_grad()
+        total_loss.backward()
+        learning_rate = 1.0 - 0.9 * k / steps
+        for p in self.model.parameters():
+            p.data -= learning_rate * p.grad
+        return total_loss, acc
+
+    def fingerprint(self, total_loss: Any, acc: float) -> Fingerprint:
+        params = self.model.parameters()
+        return Fingerprint(exact=(total_loss.data, acc),
+                           close=tuple(p.grad for p in params) + tuple(p.data for p in params))
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+def count_nodes(root: Any) -> int:
+    """Nodes reachable from root through _prev (iteratively: the graphs are deep)."""
+    seen = {root}
+    stack = [root]
+    while stack:
+        for child in stack.pop()._prev:
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return len(seen)
+
+
+def traced(build: Callable[[], Any]) -> tuple[Any, int]:
+    """build()'s result and the Python heap bytes it holds (tracemalloc; C malloc is unseen)."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()  # no collection of older garbage during the build
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = build()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        if was_enabled:
+            gc.enable()
+    return result, after - before
+
+
+def arena() -> dict[str, int]:
+    """micrograd_c's arena: node slots in use (live or not yet reclaimed), allocated, handles."""
+    return {"nodes": lib.mg_node_count(), "capacity": lib.mg_capacity(),
+            "handles": lib.mg_handle_count(), "bytes_per_node": lib.mg_bytes_per_node()}
+
+
+def rss_bytes() -> int | None:
+    """Resident set size now (Linux); None where /proc is not there."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return None

@@ -1,0 +1,295 @@
+"""One table: each benchmark case, micrograd against micrograd_c, and the target it is held to.
+
+    python bench/report.py                          # run the full suite (a few minutes), report
+    python bench/report.py --benchmark-json F.json  # report a saved pytest-benchmark run
+    python bench/report.py --quick                  # small sizes: a smoke run, targets moot
+
+Times are each case's fastest round: the machine may be shared, and other work only ever adds
+time (the median, mean and round count are saved too).  The table is printed as Markdown; the
+numbers behind it go to --out (bench/results.json by default, git-ignored) and, when the suite
+was run here, pytest-benchmark's own JSON to bench/results-raw.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+
+Case = dict[str, Any]  # one benchmark of pytest-benchmark's JSON
+
+
+@dataclass
+class Row:
+    case: str
+    micrograd: str
+    micrograd_c: str
+    ratio: str
+    target: str
+    met: bool | None  # None: the case did not run, or failed its checks
+
+
+# -- reading pytest-benchmark's JSON -----------------------------------------------------------
+
+
+def find(cases: list[Case], test: str, **params: Any) -> Case | None:
+    """The benchmark of `test` whose parameters include `params` (engine="..." included)."""
+    for case in cases:
+        if case["name"].split("[")[0] != test:
+            continue
+        have = {**(case.get("params") or {}), **case["extra_info"]}
+        if all(have.get(k) == v for k, v in params.items()):
+            return case
+    return None
+
+
+def passed(case: Case | None) -> bool:
+    return case is not None and case["extra_info"].get("passed") is True
+
+
+STAT = "min"  # the statistic the table shows
+
+
+def seconds(case: Case) -> float:
+    return case["stats"][STAT]
+
+
+def per_unit(case: Case) -> float:
+    """Seconds per op / node / step."""
+    return seconds(case) / case["extra_info"]["count"]
+
+
+def both(cases: list[Case], test: str, **params: Any) -> tuple[Case | None, Case | None]:
+    return (find(cases, test, engine="micrograd", **params),
+            find(cases, test, engine="micrograd_c", **params))
+
+
+def size(key: str, *cases: Case | None) -> str:
+    """A size the cases ran at (extra_info[key]), for a row's label."""
+    for case in cases:
+        if case is not None:
+            return f"{case['extra_info'][key]:,}"
+    return "?"
+
+
+# -- formatting --------------------------------------------------------------------------------
+
+
+def ns(seconds: float) -> str:
+    return f"{seconds * 1e9:,.1f} ns" if seconds < 1e-7 else f"{seconds * 1e9:,.0f} ns"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:,.3g} ms" if seconds < 1 else f"{seconds * 1e3:,.0f} ms"
+
+
+def times(ratio: float) -> str:
+    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:,.1f}x"
+
+
+def show(case: Case | None, fmt: Callable[[Case], str]) -> str:
+    if case is None:
+        return "not run"
+    return fmt(case) + ("" if passed(case) else " (FAILED its checks)")
+
+
+# -- the rows ----------------------------------------------------------------------------------
+
+
+def checked(*cases: Case | None) -> bool:
+    """Whether a target can be judged: every case ran and passed its checks."""
+    return all(passed(case) for case in cases)
+
+
+def speedup_row(label: str, mg: Case | None, mgc: Case | None,
+                fmt: Callable[[float], str], at_least: float) -> Row:
+    """A row whose target is 'micrograd_c at least `at_least` times faster'."""
+    ratio = per_unit(mg) / per_unit(mgc) if mg and mgc else None
+    return Row(label, show(mg, lambda c: fmt(per_unit(c))), show(mgc, lambda c: fmt(per_unit(c))),
+               times(ratio) if ratio else "-", f">= {at_least:g}x faster",
+               ratio >= at_least if ratio and checked(mg, mgc) else None)
+
+
+def op_rows(cases: list[Case]) -> list[Row]:
+    rows = []
+    for operand, what in (("value", "Values"), ("float", "floats")):
+        for gc_mode in ("gc_on", "gc_off"):
+            mg, mgc = both(cases, "test_op", operand=operand, gc_mode=gc_mode)
+            label = (f"op: {size('count', mg, mgc)} ops x = x*b + c, b and c {what}, "
+                     f"GC {gc_mode[3:]} (per op)")
+            rows.append(speedup_row(label, mg, mgc, ns, 3.5))
+    return rows
+
+
+def backward_row(cases: list[Case]) -> Row:
+    mg, mgc = both(cases, "test_backward")
+    label = f"backward: one backward() over a {size('count', mg, mgc)}-node graph (per node)"
+    row = speedup_row(label, mg, mgc, ns, 1)
+    row.target = "<= 5 ns per node"
+    row.met = per_unit(mgc) <= 5e-9 if mgc and checked(mgc) else None
+    return row
+
+
+def mlp_rows(cases: list[Case]) -> list[Row]:
+    rows = []
+    for gc_mode, at_least in (("gc_on", 400), ("gc_off", 40)):
+        mg, mgc = both(cases, "test_mlp_step", gc_mode=gc_mode)
+        label = f"mlp_step: moons training step, {size('points', mg, mgc)} points, GC {gc_mode[3:]}"
+        rows.append(speedup_row(label, mg, mgc, ms, at_least))
+    return rows
+
+
+def deep_rows(cases: list[Case]) -> list[Row]:
+    mg, mgc = both(cases, "test_deep_recursion_limit")
+
+    def outcome(case: Case) -> str:
+        result = case["extra_info"]["outcome"]
+        return result if result != "ok" else ms(seconds(case))
+
+    rows = [Row(f"deep: backward() of a {size('depth', mg, mgc)}-deep chain", show(mg, outcome),
+                show(mgc, outcome), "-", "micrograd_c backprops it",
+                mgc["extra_info"]["outcome"] == "ok" if mgc and checked(mgc) else None)]
+    chains = sorted((c for c in cases if c["name"].startswith("test_deep_chain[")),
+                    key=lambda c: c["extra_info"]["depth"])
+    for case in chains:
+        longest = case is chains[-1]
+        rows.append(Row(f"deep: backward() of a {size('depth', case)}-deep chain",
+                        "not tried (RecursionError)",
+                        show(case, lambda c: f"{ms(seconds(c))} ({ns(per_unit(c))}/node)"), "-",
+                        "a 10M-deep chain backprops" if longest else "-",
+                        checked(case) and case["extra_info"]["depth"] >= 10**7 if longest
+                        else None))
+    return rows
+
+
+def memory_rows(cases: list[Case]) -> list[Row]:
+    mg, mgc = both(cases, "test_memory_moons_graph")
+
+    def micrograd_c_bytes(case: Case) -> str:
+        info = case["extra_info"]
+        python = info["bytes_per_node"] - info["arena_bytes_per_node"]
+        return f"{info['bytes_per_node']:.1f} B ({info['arena_bytes_per_node']} arena + " \
+               f"{python:.2f} Python)"
+
+    rows = [Row(f"memory: bytes per node of the moons graph ({size('nodes', mg, mgc)} nodes)",
+                show(mg, lambda c: f"{c['extra_info']['bytes_per_node']:.0f} B"),
+                show(mgc, micrograd_c_bytes),
+                times(mg["extra_info"]["bytes_per_node"] / mgc["extra_info"]["bytes_per_node"])
+                if mg and mgc else "-",
+                "<= 32 B per node in the arena",
+                mgc["extra_info"]["arena_bytes_per_node"] <= 32 if mgc and checked(mgc) else None)]
+
+    flat = find(cases, "test_memory_flat")
+    text, met = "not run", None
+    if flat is not None:
+        samples = flat["extra_info"]["samples"]
+        first, last = samples[0], samples[-1]
+        # Flat: from the first sample (a tenth of the way) on, the arena never grows and the
+        # process grows by under 1 MiB (page-level noise of the allocators).
+        capacity = max(s["capacity"] for s in samples)
+        rss = None if first["rss"] is None else max(s["rss"] for s in samples)
+        met = (checked(flat) and capacity == first["capacity"]
+               and (rss is None or rss - first["rss"] < 2**20))
+        rss_text = ("" if rss is None else
+                    f", RSS {first['rss'] / 2**20:,.1f} MiB, at most {rss / 2**20:,.1f}")
+        text = show(flat, lambda c: f"arena {first['capacity']:,} slots, at most {capacity:,}"
+                                    f"{rss_text} (steps {first['step']:,} to {last['step']:,})")
+    rows.append(Row(f"memory: {size('count', flat)} training steps", "not tried (~20 min)",
+                    text, "-", "flat", met))
+    return rows
+
+
+def rows_of(cases: list[Case]) -> list[Row]:
+    return [*op_rows(cases), backward_row(cases), *mlp_rows(cases), *deep_rows(cases),
+            *memory_rows(cases)]
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def markdown(rows: list[Row]) -> str:
+    header = ["case", "micrograd", "micrograd_c", "ratio", "target", "met?"]
+    lines = [header, ["---"] * len(header)]
+    for r in rows:
+        met = {True: "met", False: "MISSED", None: "-"}[r.met]
+        lines.append([r.case, r.micrograd, r.micrograd_c, r.ratio, r.target, met])
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def machine_text(data: dict[str, Any]) -> str:
+    info = data["machine_info"].get("micrograd_c_bench", {})
+    commit = data.get("commit_info", {})
+    dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
+    load = "/".join(f"{x:.2f}" for x in info.get("load_average") or ()) or "?"
+    return (f"Machine: {info.get('cpu_model', '?')}, {info.get('cores', '?')} cores, "
+            f"{info.get('python', data['machine_info'].get('python_version', '?'))}; "
+            f"commit {commit.get('id', '?')[:10]}{dirty}; {data.get('datetime', '?')}; "
+            f"load average {load}; {info.get('sizes', '?')} sizes; fastest rounds")
+
+
+def summary(data: dict[str, Any], rows: list[Row]) -> dict[str, Any]:
+    keep = ("min", "median", "mean", "stddev", "rounds")
+    return {
+        "machine": data["machine_info"].get("micrograd_c_bench", {}),
+        "commit": data.get("commit_info", {}),
+        "datetime": data.get("datetime"),
+        "rows": [asdict(r) for r in rows],
+        "cases": [{"name": c["name"], "group": c["group"], "params": c.get("params"),
+                   "extra_info": c["extra_info"],
+                   "stats": {k: c["stats"][k] for k in keep}} for c in data["benchmarks"]],
+    }
+
+
+def run_suite(raw: Path, quick: bool) -> int:
+    command = [sys.executable, "-m", "pytest", str(BENCH), "-q", "-p", "no:cacheprovider",
+               f"--benchmark-json={raw}", "--benchmark-columns=min,median,mean,rounds"]
+    if quick:
+        command.append("--bench-quick")
+    return subprocess.run(command, cwd=ROOT).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmark-json", type=Path,
+                        help="report this pytest-benchmark JSON instead of running the suite")
+    parser.add_argument("--quick", action="store_true", help="run at small sizes (a smoke run)")
+    parser.add_argument("--out", type=Path, default=BENCH / "results.json",
+                        help="where the numbers go (default: bench/results.json)")
+    args = parser.parse_args(argv)
+
+    status = 0
+    raw = args.benchmark_json
+    if raw is None:
+        raw = BENCH / "results-raw.json"
+        status = run_suite(raw, args.quick)
+        if not raw.exists():
+            print("the suite wrote no results", file=sys.stderr)
+            return status or 1
+    data = json.loads(raw.read_text(encoding="utf-8"))
+    rows = rows_of(data["benchmarks"])
+    quick = data["machine_info"].get("micrograd_c_bench", {}).get("sizes") == "quick"
+    if quick:  # the targets are stated for the full sizes
+        for row in rows:
+            row.met = None
+    print()
+    print(machine_text(data))
+    print()
+    print(markdown(rows))
+    if quick:
+        print("\nQuick sizes: the targets hold for the full sizes, so none is judged here.")
+    args.out.write_text(json.dumps(summary(data, rows), indent=1) + "\n", encoding="utf-8")
+    print(f"\nnumbers saved in {args.out}")
+    if status:
+        print(f"the suite FAILED (pytest exit status {status}): see above", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

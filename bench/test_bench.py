@@ -1,0 +1,204 @@
+"""micrograd against micrograd_c, side by side in one run.
+
+Each case runs once per engine (the `engine` parameter, see conftest.py) in a pytest-benchmark
+group: op, backward, mlp_step, deep, memory.  Every round times one call on fresh inputs made by
+an untimed setup.  extra_info["count"] is what one call does ("per" says of what: ops, nodes,
+steps), so report.py can print ns per op or per node.  After timing, each case checks that the
+engines computed the same thing; that check is all a quick run (--benchmark-disable) asserts.
+"""
+
+from __future__ import annotations
+
+import gc
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import pytest
+from micrograd_c._core import lib
+
+from mgbench import (
+    ENGINES,
+    X0,
+    Agreement,
+    B,
+    C,
+    Chain,
+    Engine,
+    Fingerprint,
+    Moons,
+    Sizes,
+    arena,
+    backward,
+    backward_outcome,
+    chain_answers,
+    chain_of_adds,
+    chain_operands,
+    count_nodes,
+    multiply_add,
+    op_fingerprint,
+    rss_bytes,
+    traced,
+    wide_fingerprint,
+    wide_graph,
+)
+
+# Timed rounds per engine (after one warm-up round): micrograd's are seconds long, so fewer.
+ROUNDS = {
+    "op": {"micrograd": 5, "micrograd_c": 20},
+    "backward": {"micrograd": 3, "micrograd_c": 10},
+    "mlp_step": {"micrograd": 5, "micrograd_c": 30},
+    "deep": {"micrograd": 1, "micrograd_c": 3},
+    "memory": {"micrograd": 3, "micrograd_c": 20},
+}
+
+
+@contextmanager
+def python_gc(gc_mode: str) -> Iterator[None]:
+    """Python's cyclic GC as users have it (gc_on), or disabled around the timed calls."""
+    if gc_mode == "gc_on":
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def collect_garbage(*_: Any) -> None:
+    """Teardown for GC-off rounds: free micrograd's cyclic graphs outside the timing."""
+    gc.collect()
+
+
+@pytest.mark.benchmark(group="op")
+@pytest.mark.parametrize("gc_mode", ["gc_on", "gc_off"])
+@pytest.mark.parametrize("operand", ["value", "float"])
+def test_op(benchmark: Any, engine: Engine, operand: str, gc_mode: str, sizes: Sizes,
+            agreement: Agreement) -> None:
+    """Building x = x*b + c with Python operators: b and c Values, or floats (then each operator
+    makes a leaf for its constant, as micrograd's Value(other) does)."""
+    steps = sizes.ops // 2
+    benchmark.extra_info.update(count=2 * steps, per="op")
+    with python_gc(gc_mode):
+        x = benchmark.pedantic(
+            multiply_add,
+            setup=lambda: (chain_operands(engine, operand) + (steps,), {}),
+            teardown=collect_garbage if gc_mode == "gc_off" else None,
+            rounds=ROUNDS["op"][engine.name], warmup_rounds=1)
+    assert x.data == multiply_add(X0, B, C, steps)  # the same float operations in plain Python
+    agreement.check(f"op-{operand}", engine, op_fingerprint(x),
+                    lambda other: op_fingerprint(multiply_add(*chain_operands(other, operand),
+                                                              steps)))
+
+
+@pytest.mark.benchmark(group="backward")
+def test_backward(benchmark: Any, engine: Engine, sizes: Sizes, agreement: Agreement) -> None:
+    """One backward() over a fresh ~1M-node graph: sum(a[i]*b[i]) as a balanced tree, which
+    micrograd's recursive topological sort can handle (depth ~20)."""
+    benchmark.extra_info.update(count=4 * sizes.products - 1, per="node")
+    graph = benchmark.pedantic(backward, setup=lambda: ((wide_graph(engine, sizes.products),), {}),
+                               rounds=ROUNDS["backward"][engine.name], warmup_rounds=1)
+    assert [v.grad for v in graph.a] == [v.data for v in graph.b]  # d(a*b)/da = b, exactly
+    agreement.check("backward", engine, wide_fingerprint(graph),
+                    lambda other: wide_fingerprint(backward(wide_graph(other, sizes.products))))
+
+
+@pytest.mark.benchmark(group="mlp_step")
+@pytest.mark.parametrize("gc_mode", ["gc_on", "gc_off"])
+def test_mlp_step(benchmark: Any, engine: Engine, gc_mode: str, sizes: Sizes,
+                  agreement: Agreement) -> None:
+    """The moons demo's training step: forward and loss over every point, zero_grad, backward,
+    SGD.  Every round is step 0 from the seeded weights, on the same model object."""
+    moons = Moons(engine, sizes.moons)
+    benchmark.extra_info.update(count=1, per="step", points=sizes.moons)
+
+    def setup() -> tuple[tuple[()], dict[str, Any]]:
+        moons.reset()
+        return (), {}
+
+    with python_gc(gc_mode):
+        total_loss, acc = benchmark.pedantic(
+            moons.step, setup=setup, teardown=collect_garbage if gc_mode == "gc_off" else None,
+            rounds=ROUNDS["mlp_step"][engine.name], warmup_rounds=1)
+
+    def other_step(other: Engine) -> Fingerprint:
+        other_moons = Moons(other, sizes.moons)
+        return other_moons.fingerprint(*other_moons.step())
+
+    agreement.check("mlp_step", engine, moons.fingerprint(total_loss, acc), other_step)
+
+
+@pytest.mark.benchmark(group="deep")
+def test_deep_recursion_limit(benchmark: Any, engine: Engine, sizes: Sizes) -> None:
+    """A chain of a few thousand nodes: past micrograd's recursion limit, easy for micrograd_c."""
+    depth = sizes.recursion_depth
+    benchmark.extra_info.update(count=depth + 2, per="node", depth=depth)
+    outcome, chain = benchmark.pedantic(backward_outcome,
+                                        setup=lambda: ((chain_of_adds(engine, depth),), {}),
+                                        rounds=ROUNDS["deep"][engine.name])
+    benchmark.extra_info["outcome"] = outcome
+    assert outcome == {"micrograd": "RecursionError", "micrograd_c": "ok"}[engine.name]
+    if outcome == "ok":
+        assert chain_answers(chain) == (depth, 1.0, depth)
+
+
+@pytest.mark.benchmark(group="deep")
+def test_deep_chain(benchmark: Any, depth: int) -> None:
+    """Chains micrograd cannot backprop at all: micrograd_c alone (1M and 10M nodes deep)."""
+    engine = ENGINES["micrograd_c"]
+    benchmark.extra_info.update(count=depth + 2, per="node", depth=depth, engine=engine.name)
+    rounds = ROUNDS["deep"][engine.name] if depth < 10**7 else 1  # 10M: seconds to build
+    chain: Chain = benchmark.pedantic(backward, setup=lambda: ((chain_of_adds(engine, depth),), {}),
+                                      rounds=rounds)
+    assert chain_answers(chain) == (depth, 1.0, depth)
+
+
+@pytest.mark.benchmark(group="memory")
+def test_memory_moons_graph(benchmark: Any, engine: Engine, sizes: Sizes,
+                            agreement: Agreement) -> None:
+    """Bytes per node of one moons forward+loss graph (the figure), then its build time."""
+    moons = Moons(engine, sizes.moons)
+    moons.loss()  # a micrograd_c model packs its parameters' handles on its first call, once
+    (total_loss, acc), python_bytes = traced(moons.loss)
+    nodes = count_nodes(total_loss)
+    info: dict[str, Any] = {"nodes": nodes, "python_bytes": python_bytes,
+                            "bytes_per_node": python_bytes / nodes}
+    if engine.name == "micrograd_c":
+        lib.mg_collect()  # drop the first call's graph: the arena holds this one alone
+        state = arena()
+        # Node slots in the arena, plus the Python objects (proxies) the graph keeps.
+        info.update(arena=state, arena_bytes_per_node=state["bytes_per_node"],
+                    bytes_per_node=state["bytes_per_node"] + python_bytes / nodes)
+    benchmark.extra_info.update(count=1, per="graph", **info)
+    agreement.check("memory-moons", engine, Fingerprint(exact=(nodes, total_loss.data, acc)),
+                    lambda other: graph_fingerprint(Moons(other, sizes.moons)))
+    del total_loss
+    benchmark.pedantic(moons.loss, rounds=ROUNDS["memory"][engine.name], warmup_rounds=1)
+
+
+def graph_fingerprint(moons: Moons) -> Fingerprint:
+    total_loss, acc = moons.loss()
+    return Fingerprint(exact=(count_nodes(total_loss), total_loss.data, acc))
+
+
+@pytest.mark.benchmark(group="memory")
+def test_memory_flat(benchmark: Any, sizes: Sizes) -> None:
+    """The arena and the process over many training steps, sampled ten times for report.py to
+    judge whether they stay flat; checked here: no Value leaks its handle.  micrograd_c alone:
+    micrograd would need 20 minutes for 1,000 steps."""
+    engine = ENGINES["micrograd_c"]
+    moons = Moons(engine, sizes.moons)
+    steps = sizes.train_steps
+    every = max(1, steps // 10)
+    samples: list[dict[str, Any]] = []
+
+    def train() -> None:
+        for k in range(steps):
+            moons.step(k, steps)
+            if (k + 1) % every == 0:
+                samples.append({"step": k + 1, "rss": rss_bytes(), **arena()})
+
+    benchmark.extra_info.update(count=steps, per="step", engine=engine.name, samples=samples)
+    benchmark.pedantic(train, rounds=1)
+    handles = {s["handles"] for s in samples}
+    assert len(handles) == 1, f"Values leak handles: {sorted(handles)}"
