@@ -142,8 +142,8 @@ static int32_t compact(void) {
 /* Shrinks the arena after a big graph was dropped, so memory follows the live set down. */
 static void maybe_shrink(void) {
     if (A.cap <= MIN_CAPACITY || (uint64_t)A.len * 8 > A.cap) return;
-    uint32_t new_cap = A.cap / 2;
-    if (new_cap < MIN_CAPACITY) new_cap = MIN_CAPACITY;
+    uint32_t new_cap = A.cap; /* halve while the survivors would still fill under a quarter */
+    while (new_cap / 2 >= MIN_CAPACITY && (uint64_t)A.len * 4 <= new_cap / 2) new_cap /= 2;
     resize_nodes(new_cap); /* failing to shrink is harmless */
 }
 
@@ -279,7 +279,7 @@ static int32_t unary_forward(uint8_t op, double x, double exponent, double *out)
 }
 
 /* One node's local backward, micrograd's _backward(): adds into its parents' grads. */
-static int32_t propagate(uint32_t i) {
+static inline int32_t propagate(uint32_t i) {
     double g = A.grad[i];
     uint32_t a = A.lhs[i], b = A.rhs[i];
     switch ((uint8_t)(A.op[i] & ~MARK)) {
