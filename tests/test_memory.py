@@ -193,8 +193,7 @@ def test_node_limit_error_leaves_no_half_built_node(settled):
 
 
 def test_node_limit_holds_while_the_arena_has_room(settled):
-    big = [Value(float(i)) for i in range(100_000)]
-    del big
+    kept = [Value(float(i)) for i in range(70_000)]  # grows the arena past the live set
     gc.collect()
     assert lib.mg_collect() == 0
     assert lib.mg_capacity() - lib.mg_node_count() > 20_000  # room left: the case at issue
@@ -206,5 +205,6 @@ def test_node_limit_holds_while_the_arena_has_room(settled):
             for i in range(10_000):
                 held.append(Value(float(i)))
         assert lib.mg_node_count() <= limit
+        assert kept[-1].data == 69_999.0
     finally:
         lib.mg_set_node_limit(MAX_NODE_LIMIT)
