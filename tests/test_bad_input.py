@@ -51,11 +51,17 @@ def same_float(a: float, b: float) -> bool:
     return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def settled_module():
+    settle()
+
+
 @pytest.fixture
 def witness():
     """A graph built before the test, [a, b, c]: it must come out of every failure untouched,
     and once the test's own Values are gone the arena must hold what it held before."""
-    before = settle()
+    assert lib.mg_collect() == 0  # (no GC run: the last test's teardown ran one)
+    before = lib.mg_handle_count(), lib.mg_node_count()
     a = Value(2.0, label="a")
     b = Value(-3.0)
     c = a * b + a**2

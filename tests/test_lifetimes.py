@@ -192,7 +192,9 @@ def programs(draw: Callable[..., Any], max_steps: int = 60) -> list[tuple[Any, .
             steps.append((kind, i, draw(st.sampled_from([10, 3000]))))
         else:
             steps.append((kind,))
-    return steps + [("gc",), ("collect",)] + [("observe", i) for i in range(size)]
+    # (a final GC run only where a cycle needs it: a run costs ~20 ms with micrograd's garbage)
+    tail = [("gc",)] if any(step[0] == "del_in_cycle" for step in steps) else []
+    return steps + tail + [("collect",)] + [("observe", i) for i in range(size)]
 
 
 def zero_history(root: Any) -> None:
@@ -354,7 +356,7 @@ def check_program(program: list[tuple[Any, ...]]) -> None:
                     grad, m_grad, bound)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs())
 def test_held_values_see_the_same_graph_whatever_was_dropped(program):
     handles = lib.mg_handle_count()
