@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The C core under AddressSanitizer and UBSan: first the C driver (tests/c/run.sh), then the
+# The C core under AddressSanitizer and UBSan: first the C drivers (tests/c/run.sh), then the
 # whole Python test suite against an extension built with the sanitizers.  Any sanitizer report
 # fails the run, even one printed by a subprocess or at interpreter exit.
 #
-#   usage: .ci/sanitize.sh                  both: the C driver, then the Python suite
-#          .ci/sanitize.sh c                the C driver only
+#   usage: .ci/sanitize.sh                  both: the C drivers, then the Python suite
+#          .ci/sanitize.sh c                the C drivers only
 #          .ci/sanitize.sh python [ARGS]    the Python suite only; ARGS go to pytest instead of
 #                                           the default: tests -q -x -p no:cacheprovider
 #   e.g.   .ci/sanitize.sh python tests -q -x -p no:cacheprovider -m "not slow"
@@ -12,7 +12,8 @@
 # An editable install compiles the extension inside the source tree, and an ASan build there
 # would break the normal one (it loads only with libasan preloaded).  So the tree, uncommitted
 # changes included, is copied to build/sanitize/src and built into its own venv,
-# build/sanitize/venv (kept between runs; SANITIZE_DIR moves both).
+# build/sanitize/venv (kept between runs; SANITIZE_DIR moves both; SANITIZE_EXTRAS picks the
+# package extras installed there, dev by default).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${SANITIZE_DIR:-$root/build/sanitize}"
@@ -27,7 +28,7 @@ case "$part" in
 esac
 
 if [ "$part" != python ]; then
-    echo "== C driver (tests/c/run.sh)"
+    echo "== C drivers (tests/c/run.sh)"
     "$root/tests/c/run.sh"
 fi
 [ "$part" != c ] || exit 0
@@ -42,12 +43,14 @@ echo "== building the extension with ASan and UBSan into $venv (log: $work/pip.l
 if [ ! -x "$venv/bin/python" ]; then
     "${PYTHON:-python3}" -m venv "$venv"
 fi
-# build_ffi.py appends these to the compile and link lines; pip's isolated build inherits them.
-# -fno-wrapv undoes the -fwrapv in Python's own CFLAGS, under which UBSan cannot see a signed
-# overflow (the C driver, built without it, does).
-if ! MICROGRAD_C_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1 -fno-wrapv" \
-     MICROGRAD_C_LDFLAGS="-fsanitize=address,undefined" \
-     "$venv/bin/python" -m pip install -v -e "$src[test]" >"$work/pip.log" 2>&1; then
+# build_ffi.py appends these to the compile and link lines; pip's isolated build inherits them
+# (pip.log shows the gcc lines).  -fno-wrapv undoes the -fwrapv in Python's own CFLAGS, under
+# which UBSan cannot see a signed overflow (the C driver, built without it, does).  The [dev]
+# extras bring what the whole suite imports (the demo's and viz's dependencies too).
+cflags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+cflags+=" -g -O1 -fno-wrapv"
+if ! MICROGRAD_C_CFLAGS="$cflags" MICROGRAD_C_LDFLAGS="-fsanitize=address,undefined" \
+     "$venv/bin/python" -m pip install -v -e "$src[${SANITIZE_EXTRAS:-dev}]" >"$work/pip.log" 2>&1; then
     cat "$work/pip.log" >&2
     exit 1
 fi

@@ -45,54 +45,54 @@ static void fail_double(int line, const char *expr, double actual, double expect
 /* The same double, bit for bit (so NaN equals NaN and -0.0 differs from 0.0). */
 static bool same_double(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
 
-#define CHECK(cond)                        \
-    do {                                   \
+#define CHECK(cond)                         \
+    do {                                    \
         if (!(cond)) fail(__LINE__, #cond); \
     } while (0)
 
-#define CHECK_INT(actual, expected)                                    \
-    do {                                                               \
-        long long actual_ = (long long)(actual);                       \
-        long long expected_ = (long long)(expected);                   \
+#define CHECK_INT(actual, expected)                                                \
+    do {                                                                           \
+        long long actual_ = (long long)(actual);                                   \
+        long long expected_ = (long long)(expected);                               \
         if (actual_ != expected_) fail_int(__LINE__, #actual, actual_, expected_); \
     } while (0)
 
-#define CHECK_DOUBLE(actual, expected)                                        \
-    do {                                                                      \
-        double actual_ = (actual), expected_ = (expected);                    \
-        if (!same_double(actual_, expected_))                                 \
-            fail_double(__LINE__, #actual, actual_, expected_);               \
+#define CHECK_DOUBLE(actual, expected)                          \
+    do {                                                        \
+        double actual_ = (actual), expected_ = (expected);      \
+        if (!same_double(actual_, expected_))                   \
+            fail_double(__LINE__, #actual, actual_, expected_); \
     } while (0)
 
-#define CHECK_CLOSE(actual, expected, rel)                                        \
-    do {                                                                          \
-        double actual_ = (actual), expected_ = (expected);                        \
-        if (!(fabs(actual_ - expected_) <= (rel) * fabs(expected_)))              \
-            fail_double(__LINE__, #actual, actual_, expected_);                   \
+#define CHECK_CLOSE(actual, expected, rel)                           \
+    do {                                                             \
+        double actual_ = (actual), expected_ = (expected);           \
+        if (!(fabs(actual_ - expected_) <= (rel) * fabs(expected_))) \
+            fail_double(__LINE__, #actual, actual_, expected_);      \
     } while (0)
 
 /* A check that fails today because of a reported bug: it is counted, not failed, and once the
  * bug is fixed it fails, so that its marker goes with the fix (pytest's xfail(strict=True)). */
 static int known_bugs;
 
-#define CHECK_KNOWN_BUG(cond, bug)                                                   \
-    do {                                                                             \
-        static bool seen_;                                                           \
-        if (cond) {                                                                  \
-            fail(__LINE__, "fixed (remove its CHECK_KNOWN_BUG): " bug);              \
-        } else if (!seen_) {                                                         \
-            seen_ = true;                                                            \
-            known_bugs++;                                                            \
+#define CHECK_KNOWN_BUG(cond, bug)                                                           \
+    do {                                                                                     \
+        static bool seen_;                                                                   \
+        if (cond) {                                                                          \
+            fail(__LINE__, "fixed (remove its CHECK_KNOWN_BUG): " bug);                      \
+        } else if (!seen_) {                                                                 \
+            seen_ = true;                                                                    \
+            known_bugs++;                                                                    \
             fprintf(stderr, "test_graph.c:%d: known bug, still there: %s\n", __LINE__, bug); \
-        }                                                                            \
+        }                                                                                    \
     } while (0)
 
 /* A maker call that must fail with `status`; should it make a node instead, the node is
  * released so that one failure does not cascade into the checks after it. */
-#define CHECK_FAILS(call, status)                                      \
-    do {                                                               \
-        int32_t got_ = (call);                                         \
-        if (got_ >= 0) mg_release(got_);                               \
+#define CHECK_FAILS(call, status)                                        \
+    do {                                                                 \
+        int32_t got_ = (call);                                           \
+        if (got_ >= 0) mg_release(got_);                                 \
         if (got_ != (status)) fail_int(__LINE__, #call, got_, (status)); \
     } while (0)
 
