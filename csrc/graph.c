@@ -86,8 +86,11 @@ static int32_t resize_nodes(uint32_t new_cap) {
         !grow_array((void **)&A.lhs, new_cap, sizeof *A.lhs) ||
         !grow_array((void **)&A.rhs, new_cap, sizeof *A.rhs) ||
         !grow_array((void **)&A.node_handle, new_cap, sizeof *A.node_handle) ||
-        !grow_array((void **)&A.op, new_cap, sizeof *A.op))
+        !grow_array((void **)&A.op, new_cap, sizeof *A.op)) {
+        /* Some arrays were resized: when shrinking, they now hold only new_cap slots. */
+        if (new_cap < A.cap) A.cap = new_cap;
         return MG_ERR_NOMEM;
+    }
     A.cap = new_cap;
     return MG_OK;
 }
@@ -327,17 +330,17 @@ static int32_t make_leaf(double data) {
     return handle_for(push(MG_LEAF, data, NO_NODE, NO_NODE));
 }
 
-/* a (op) b, where b is a handle, or a new leaf holding b_value when b < 0. */
-static int32_t make_binary(uint8_t op, int32_t a, int32_t b, double b_value) {
-    if (!valid(a) || (b >= 0 && !valid(b))) return MG_ERR_BAD_HANDLE;
-    int32_t status = reserve(b >= 0 ? 1 : 2);
+/* a (op) b, where b is a handle or, when b_is_constant, a new leaf holding b_value. */
+static int32_t make_binary(uint8_t op, int32_t a, int32_t b, bool b_is_constant, double b_value) {
+    if (!valid(a) || (!b_is_constant && !valid(b))) return MG_ERR_BAD_HANDLE;
+    uint32_t made = b_is_constant ? 2 : 1;
+    int32_t status = reserve(made);
     if (status) return status;
     uint32_t x = A.handles[a].node;
-    uint32_t y = b >= 0 ? A.handles[b].node : push(MG_LEAF, b_value, NO_NODE, NO_NODE);
+    uint32_t y = b_is_constant ? push(MG_LEAF, b_value, NO_NODE, NO_NODE) : A.handles[b].node;
     double out = op == MG_ADD ? A.data[x] + A.data[y] : A.data[x] * A.data[y];
-    uint32_t node = push(op, out, x, y);
-    int32_t h = handle_for(node);
-    if (h < 0) A.len -= b >= 0 ? 1 : 2; /* undo: nothing refers to the new nodes yet */
+    int32_t h = handle_for(push(op, out, x, y));
+    if (h < 0) A.len -= made; /* undo: nothing refers to the new nodes yet */
     return h;
 }
 
@@ -370,10 +373,10 @@ static int32_t make_custom(double data, int32_t nparents, const int32_t *parents
 }
 
 int32_t mg_leaf(double data) { LOCKED(int32_t, make_leaf(data)); }
-int32_t mg_add(int32_t a, int32_t b) { LOCKED(int32_t, make_binary(MG_ADD, a, b, 0.0)); }
-int32_t mg_mul(int32_t a, int32_t b) { LOCKED(int32_t, make_binary(MG_MUL, a, b, 0.0)); }
-int32_t mg_add_const(int32_t a, double b) { LOCKED(int32_t, make_binary(MG_ADD, a, -1, b)); }
-int32_t mg_mul_const(int32_t a, double b) { LOCKED(int32_t, make_binary(MG_MUL, a, -1, b)); }
+int32_t mg_add(int32_t a, int32_t b) { LOCKED(int32_t, make_binary(MG_ADD, a, b, false, 0.0)); }
+int32_t mg_mul(int32_t a, int32_t b) { LOCKED(int32_t, make_binary(MG_MUL, a, b, false, 0.0)); }
+int32_t mg_add_const(int32_t a, double b) { LOCKED(int32_t, make_binary(MG_ADD, a, -1, true, b)); }
+int32_t mg_mul_const(int32_t a, double b) { LOCKED(int32_t, make_binary(MG_MUL, a, -1, true, b)); }
 int32_t mg_pow(int32_t a, double e, int is_int) { LOCKED(int32_t, make_unary(is_int ? MG_POWI : MG_POW, a, e)); }
 int32_t mg_relu(int32_t a) { LOCKED(int32_t, make_unary(MG_RELU, a, 0.0)); }
 int32_t mg_tanh(int32_t a) { LOCKED(int32_t, make_unary(MG_TANH, a, 0.0)); }

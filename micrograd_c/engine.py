@@ -22,6 +22,8 @@ _mg_add, _mg_mul = lib.mg_add, lib.mg_mul
 _mg_add_const, _mg_mul_const = lib.mg_add_const, lib.mg_mul_const
 _mg_data, _mg_grad, _mg_leaf = lib.mg_data, lib.mg_grad, lib.mg_leaf
 
+_NO_CHILDREN: tuple[Value, ...] = ()
+
 _OP_TEXT = {
     lib.MG_LEAF: "",
     lib.MG_ADD: "+",
@@ -52,19 +54,19 @@ class Value:
     _h: int  # handle of this Value's node in the C arena; this Value owns one reference to it
 
     def __init__(
-        self, data: Any, _children: Iterable[Value] = (), _op: str = "", label: str = ""
+        self, data: Any, _children: Iterable[Value] = _NO_CHILDREN, _op: str = "", label: str = ""
     ) -> None:
         data = _to_float(data)
-        if _children or _op:
-            handle = _make_custom(data, set(_children), _op)  # micrograd keeps a set of children
-        else:
+        if _children is _NO_CHILDREN and not _op:  # the common case: a leaf
             handle = _mg_leaf(data)
             if handle < 0:
                 raise error(handle)
+        else:  # micrograd keeps a set of children (and set(None) is its TypeError)
+            handle = _make_custom(data, set(_children), _op)
         # (Calling __init__ again on a live Value would keep its old node alive; checking for
         # that with hasattr() would triple the cost of every Value(x).)
         self._h = handle
-        if label:
+        if label != "":  # (not `if label:`: a falsy non-str label is a TypeError too)
             set_text(handle, lib.MG_TEXT_LABEL, label)
 
     def __del__(self, _release=lib.mg_release) -> None:  # bound now: module globals die first
@@ -220,6 +222,8 @@ def _adopt(handle: int) -> Value:
 
 def _make_custom(data: float, children: set[Any], op: Any) -> int:
     """A node built by hand, `Value(x, (a, b), 'op')`: micrograd gives it no backward."""
+    if not children and not op:  # Value(x, []): a plain leaf after all
+        return check(lib.mg_leaf(data))
     for child in children:
         if not isinstance(child, Value):
             raise TypeError(f"children must be Values, not {type(child).__name__}")
