@@ -162,8 +162,8 @@ def _layers_of(module: Module) -> list[Sequence[Neuron]] | None:
                 return None
             layers.append(layer.neurons)
     for l, neurons in enumerate(layers):
-        if type(neurons) not in (_TrackedList, list) or not neurons:
-            return None
+        if not neurons or (type(neurons) is not _TrackedList and not isinstance(module, Neuron)):
+            return None  # (a plain list could change without telling the packed arrays)
         if l < len(layers) - 1 and len(neurons) < 2:  # micrograd hands on a Value, not a list
             return None
         if l > 0 and len(neurons[0].w) != len(layers[l - 1]):
@@ -175,8 +175,6 @@ def _layers_of(module: Module) -> list[Sequence[Neuron]] | None:
                 return None
             if not isinstance(n.b, Value) or not all(isinstance(w, Value) for w in n.w):
                 return None
-    if isinstance(module, Layer) and type(module.neurons) is not _TrackedList:
-        return None
     return layers
 
 
@@ -191,7 +189,9 @@ def _call_packed(module: Module, x: Iterable[Any]) -> list[Value] | None:
         packed = _Packed(layers)
         module.__dict__["_packed"] = packed  # not through __setattr__: that bumps _version
     if not isinstance(x, (list, tuple)):
-        x = list(x)
+        if iter(x) is x:  # an iterator: micrograd's first neuron would consume it, so must we
+            return None
+        x = list(x)  # a container (a numpy row, a range): listing it leaves it as it was
     nin = packed.sizes[0]
     if len(x) < nin:  # zip() stops early: fewer terms than weights
         return None

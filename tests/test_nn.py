@@ -344,3 +344,32 @@ def test_pickle_and_deepcopy_round_trip(clone: Callable[[Any], Any]) -> None:
         p.data += 0.5
     assert mlp(x).data == original != twin(x).data
     assert not set(twin.parameters()) & set(mlp.parameters())
+
+
+def test_a_plain_neurons_list_changed_in_place_is_honoured() -> None:
+    # A plain list given to a Layer cannot report its changes, so it must never be cached.
+    for build in (lambda nn: nn.Layer(2, 3), lambda nn: nn.MLP(2, [3, 2])):
+        ours, theirs = twins(build, seed=5)
+        x = [0.4, -0.9]
+        for (nn, V), model in zip(ENGINES, (ours, theirs)):
+            layer = model if isinstance(model, nn.Layer) else model.layers[0]
+            layer.neurons = list(layer.neurons)
+        assert_same_call(ours, theirs, x, x)
+        for (nn, V), model in zip(ENGINES, (ours, theirs)):
+            layer = model if isinstance(model, nn.Layer) else model.layers[0]
+            layer.neurons.reverse()  # no Module attribute changes: only the list knows
+        assert_same_call(ours, theirs, x, x)
+        for (nn, V), model in zip(ENGINES, (ours, theirs)):
+            layer = model if isinstance(model, nn.Layer) else model.layers[0]
+            del layer.neurons[0]
+        assert_same_call(ours, theirs, x, x)
+
+
+@pytest.mark.parametrize("make_input", [iter, lambda x: (v for v in x), np.array, tuple],
+                         ids=["iterator", "generator", "numpy row", "tuple"])
+def test_inputs_of_any_iterable_kind_act_as_in_micrograd(make_input: Callable) -> None:
+    # An iterator is consumed by micrograd's first neuron (the others see nothing): so here too.
+    for build in (lambda nn: nn.Neuron(2), lambda nn: nn.Layer(2, 3), lambda nn: nn.MLP(2, [3, 1])):
+        ours, theirs = twins(build, seed=6)
+        x = [0.25, -1.5]
+        assert datas(ours(make_input(x))) == datas(theirs(make_input(x)))
