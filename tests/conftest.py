@@ -46,3 +46,22 @@ def settled():
     yield
     lib.mg_set_node_limit(MAX_NODE_LIMIT)
     settle_arena()
+
+
+def readme_example(Value, backward=True):
+    """micrograd's README example, built with either engine's Value: its nodes by name."""
+    a = Value(-4.0)
+    b = Value(2.0)
+    c = a + b
+    d = a * b + b**3
+    c += c + 1
+    c += 1 + c + (-a)
+    d += d * 2 + (b + a).relu()
+    d += 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g += 10.0 / f
+    if backward:
+        g.backward()
+    return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "g": g}

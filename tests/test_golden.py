@@ -8,23 +8,7 @@ import pytest
 from micrograd.engine import Value as MValue
 from micrograd_c.engine import Value as CValue
 
-
-def readme_example(Value, backward=True):
-    a = Value(-4.0)
-    b = Value(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    if backward:
-        g.backward()
-    return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "g": g}
+from conftest import readme_example
 
 
 def micrograd_grads_in_every_order(tries=300):

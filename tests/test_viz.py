@@ -29,6 +29,8 @@ import micrograd_c.nn
 from micrograd_c._core import lib
 from micrograd_c.viz import draw_dot, trace
 
+from conftest import readme_example
+
 # -- the expressions, written once for either library --------------------------------------
 
 
@@ -52,19 +54,7 @@ def labelled(v: Any, label: str) -> Any:
 
 def readme(Value: type) -> Any:
     """micrograd's README example (every operator but tanh/exp)."""
-    a = Value(-4.0)
-    b = Value(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    return g
+    return readme_example(Value, backward=False)["g"]
 
 
 def lecture_expression(Value: type) -> Any:
