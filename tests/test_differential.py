@@ -341,13 +341,13 @@ def check_program(program):
     event("grads compared" if compared == len(mpool) else "some grads not comparable")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=2_000, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(programs(1, 40))
 def test_same_values_grads_and_graph_as_micrograd(program):
     check_program(program)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(programs(40, 150))
 def test_long_programs_same_as_micrograd(program):
     check_program(program)
