@@ -556,9 +556,11 @@ static bool text_at(size_t slot, uint32_t node, int32_t kind) {
     return slot < A.texts_len && A.texts[slot].node == node && A.texts[slot].kind == kind;
 }
 
+static bool text_kind(int32_t kind) { return kind == MG_TEXT_LABEL || kind == MG_TEXT_OP; }
+
 static int32_t set_text(int32_t h, int32_t kind, const char *text, size_t len) {
     if (!valid(h)) return MG_ERR_BAD_HANDLE;
-    if (kind != MG_TEXT_LABEL && kind != MG_TEXT_OP) return MG_ERR_BAD_ARGUMENT;
+    if (!text_kind(kind)) return MG_ERR_BAD_ARGUMENT;
     if (len > INT32_MAX) return MG_ERR_BAD_ARGUMENT;
     uint32_t node = A.handles[h].node;
     size_t slot = text_slot(node, kind);
@@ -590,6 +592,7 @@ static int32_t set_text(int32_t h, int32_t kind, const char *text, size_t len) {
 
 static int32_t get_text(int32_t h, int32_t kind, char *buf, size_t size) {
     if (!valid(h)) return MG_ERR_BAD_HANDLE;
+    if (!text_kind(kind)) return MG_ERR_BAD_ARGUMENT;
     uint32_t node = A.handles[h].node;
     size_t slot = text_slot(node, kind);
     if (!text_at(slot, node, kind)) return 0;

@@ -969,6 +969,8 @@ static void test_texts(void) {
     CHECK_INT(mg_get_text(a, MG_TEXT_LABEL, buf, sizeof buf), 0);
     CHECK_INT(mg_set_text(a, MG_TEXT_LABEL, NULL, 0), MG_OK); /* clearing twice is fine */
     CHECK_INT(mg_get_text(b, MG_TEXT_LABEL, buf, sizeof buf), 0);
+    CHECK_INT(mg_get_text(a, 7, buf, sizeof buf), MG_ERR_BAD_ARGUMENT); /* no such kind */
+    CHECK_INT(mg_set_text(a, -1, "x", 1), MG_ERR_BAD_ARGUMENT);
 
     /* Many nodes labelled out of order: each keeps its own. */
     enum { N = 200 };
