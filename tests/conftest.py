@@ -65,3 +65,16 @@ def readme_example(Value, backward=True):
     if backward:
         g.backward()
     return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "g": g}
+
+
+# A Value v and a plain number k, in every arrangement micrograd supports.
+FORMS_WITH_CONSTANT = {
+    "v+k": lambda v, k: v + k,
+    "k+v": lambda v, k: k + v,
+    "v*k": lambda v, k: v * k,
+    "k*v": lambda v, k: k * v,
+    "v-k": lambda v, k: v - k,
+    "k-v": lambda v, k: k - v,
+    "v/k": lambda v, k: v / k,
+    "k/v": lambda v, k: k / v,
+}

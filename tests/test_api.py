@@ -11,6 +11,8 @@ from micrograd.engine import Value as MValue
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 
+from conftest import FORMS_WITH_CONSTANT
+
 
 def signature(v, memo=None):
     """A canonical description of the graph under v: (op, data, sorted child signatures)."""
@@ -336,16 +338,7 @@ def test_repr():
 
 # -- numbers of every kind -------------------------------------------------------------------
 
-FORMS = {
-    "v+k": lambda v, k: v + k,
-    "k+v": lambda v, k: k + v,
-    "v*k": lambda v, k: v * k,
-    "k*v": lambda v, k: k * v,
-    "v-k": lambda v, k: v - k,
-    "k-v": lambda v, k: k - v,
-    "v/k": lambda v, k: v / k,
-    "k/v": lambda v, k: k / v,
-}
+FORMS = FORMS_WITH_CONSTANT
 NUMBERS = {
     "int": 3,
     "negint": -2,

@@ -31,6 +31,8 @@ from hypothesis import strategies as st
 from micrograd.engine import Value as MValue
 from micrograd_c.engine import Value as CValue
 
+from conftest import FORMS_WITH_CONSTANT
+
 REL = 1e-12
 
 BINARY = {
@@ -43,16 +45,7 @@ UNARY = {
     "neg": lambda x: -x,
     "relu": lambda x: x.relu(),
 }
-WITH_CONSTANT = {
-    "x+k": lambda x, k: x + k,
-    "k+x": lambda x, k: k + x,
-    "x*k": lambda x, k: x * k,
-    "k*x": lambda x, k: k * x,
-    "x-k": lambda x, k: x - k,
-    "k-x": lambda x, k: k - x,
-    "x/k": lambda x, k: x / k,
-    "k/x": lambda x, k: k / x,
-}
+WITH_CONSTANT = FORMS_WITH_CONSTANT
 EXPONENTS = [2, 3, -1, -2, 0, 1, 0.5, 1.5, -0.5, 0.25, 2.0, 3.0, -1.0]
 
 leaf_values = st.one_of(
@@ -137,11 +130,11 @@ def local_magnitudes(step, xs):
     if kind == "pow":
         return [safe(lambda: name * x ** (name - 1))]
     k = step[3]
-    if name in ("x+k", "k+x", "x-k", "k-x"):
+    if name in ("v+k", "k+v", "v-k", "k-v"):
         return [1.0]
-    if name in ("x*k", "k*x"):
+    if name in ("v*k", "k*v"):
         return [safe(lambda: k)]
-    if name == "x/k":
+    if name == "v/k":
         return [safe(lambda: k**-1)]
     return [safe(lambda: k) * safe(lambda: x**-2)]  # k/x
 
