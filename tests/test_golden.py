@@ -2,6 +2,7 @@
 
 import math
 import random
+import sys
 
 import pytest
 
@@ -62,8 +63,8 @@ def test_readme_grads_are_ones_micrograd_gives():
     want = readme_example(MValue)
     # Same floats as micrograd, up to micrograd's own run-to-run freedom in summation order.
     assert (got["a"].grad, got["b"].grad) in micrograd_grads_in_every_order()
-    for name in want:
-        assert math.isclose(got[name].grad, want[name].grad, rel_tol=2e-16), name
+    for name in want:  # within a few ulps: this micrograd run summed in its own order
+        assert math.isclose(got[name].grad, want[name].grad, rel_tol=4 * sys.float_info.epsilon), name
 
 
 def test_readme_grads_are_deterministic():
