@@ -525,10 +525,6 @@ static int32_t parents_of(int32_t h, int32_t *out) {
     return count;
 }
 
-static int32_t same_node(int32_t a, int32_t b) {
-    return valid(a) && valid(b) && A.handles[a].node == A.handles[b].node;
-}
-
 double mg_data(int32_t h) { LOCKED(double, read_field(A.data, h)); }
 double mg_grad(int32_t h) { LOCKED(double, read_field(A.grad, h)); }
 int32_t mg_set_data(int32_t h, double v) { LOCKED(int32_t, write_field(A.data, h, v)); }
@@ -536,7 +532,6 @@ int32_t mg_set_grad(int32_t h, double v) { LOCKED(int32_t, write_field(A.grad, h
 int32_t mg_op(int32_t h) { LOCKED(int32_t, node_op(h)); }
 double mg_exponent(int32_t h) { LOCKED(double, exponent_of(h)); }
 int32_t mg_parents(int32_t h, int32_t *out) { LOCKED(int32_t, parents_of(h, out)); }
-int32_t mg_same_node(int32_t a, int32_t b) { LOCKED(int32_t, same_node(a, b)); }
 
 /* ---------------------------------------------------------------- texts ----------------- */
 

@@ -89,8 +89,8 @@ int32_t mg_set_data(int32_t h, double value);
 int32_t mg_set_grad(int32_t h, double value);
 int32_t mg_op(int32_t h);                           /* an mg_op */
 double mg_exponent(int32_t h);                      /* the exponent of a POW/POWI node */
-int32_t mg_parents(int32_t h, int32_t *out);        /* out[2]; returns 0..2 new handles */
-int32_t mg_same_node(int32_t a, int32_t b);         /* 1 if both handles name one node */
+int32_t mg_parents(int32_t h, int32_t *out);        /* out[2]; returns 0..2 new handles;
+                                                       a node has one handle, so == is identity */
 int32_t mg_set_text(int32_t h, int32_t kind, const char *text, size_t len); /* len 0 clears */
 /* Copies the text (not NUL-terminated) into buf when it fits; returns its full length. */
 int32_t mg_get_text(int32_t h, int32_t kind, char *buf, size_t size);
