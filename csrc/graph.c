@@ -26,9 +26,12 @@
 _Static_assert(MG_CUSTOM < MARK, "op codes must leave the mark bit free");
 
 typedef struct {
-    uint32_t node; /* the node, or the next free handle while refs == 0 */
+    uint32_t node; /* the node, or the next free slot while refs == 0 */
     uint32_t refs; /* owners (Python Values); 0 means free */
+    uint32_t gen;  /* the generation of the handle now in this slot (see mg_handle) */
 } Handle;
+
+#define MAX_GENERATION 0x7fffffffu /* a slot whose generation reaches this is never reused */
 
 typedef struct {
     uint32_t node;
@@ -50,6 +53,7 @@ static struct {
     /* handles */
     Handle *handles;
     uint32_t handles_len, handles_cap, free_handle, live_handles;
+    int32_t releases; /* an mg_release_mode: what mg_release does now */
     /* labels and hand-written op names, sorted by node */
     Text *texts;
     size_t texts_len, texts_cap;
@@ -172,16 +176,30 @@ static int32_t reserve(uint32_t extra) {
 
 /* ---------------------------------------------------------------- handles --------------- */
 
-static bool valid(int32_t h) {
-    return h >= 0 && (uint32_t)h < A.handles_len && A.handles[h].refs > 0;
+static uint32_t slot_of(mg_handle h) { return (uint32_t)(h & 0xffffffff); }
+static uint32_t generation_of(mg_handle h) { return (uint32_t)(h >> 32); }
+
+/* A live handle: its slot is owned, and by this generation (not a stale copy of an older one). */
+static bool valid(mg_handle h) {
+    if (h < 0) return false;
+    uint32_t slot = slot_of(h);
+    return slot < A.handles_len && A.handles[slot].refs > 0 &&
+           A.handles[slot].gen == generation_of(h);
 }
 
+static mg_handle handle_value(uint32_t slot) {
+    return (mg_handle)((uint64_t)A.handles[slot].gen << 32 | slot);
+}
+
+/* The node of a valid handle. */
+static uint32_t node_of(mg_handle h) { return A.handles[slot_of(h)].node; }
+
 /* The handle of `node`, made if none: its owner count goes up by one. */
-static int32_t handle_for(uint32_t node) {
+static mg_handle handle_for(uint32_t node) {
     uint32_t h = A.node_handle[node];
     if (h != NO_NODE) {
         A.handles[h].refs++;
-        return (int32_t)h;
+        return handle_value(h);
     }
     if (A.free_handle != NO_NODE) {
         h = A.free_handle;
@@ -195,19 +213,26 @@ static int32_t handle_for(uint32_t node) {
             A.handles_cap = new_cap;
         }
         h = A.handles_len++;
+        A.handles[h].gen = 0;
     }
-    A.handles[h] = (Handle){.node = node, .refs = 1};
+    A.handles[h].node = node;
+    A.handles[h].refs = 1;
     A.node_handle[node] = h;
     A.live_handles++;
-    return (int32_t)h;
+    return handle_value(h);
 }
 
-static void drop_handle(int32_t h) {
-    if (!valid(h) || --A.handles[h].refs) return;
+static void drop_handle(mg_handle handle) {
+    if (!valid(handle)) return;
+    uint32_t h = slot_of(handle);
+    if (--A.handles[h].refs) return;
     A.node_handle[A.handles[h].node] = NO_NODE;
-    A.handles[h].node = A.free_handle;
-    A.free_handle = (uint32_t)h;
     A.live_handles--;
+    /* A new generation makes every copy of the old handle stale.  A slot that has used up its
+     * generations is retired rather than reused: 8 bytes, once per 2**31 reuses. */
+    if (++A.handles[h].gen == MAX_GENERATION) return;
+    A.handles[h].node = A.free_handle;
+    A.free_handle = h;
 }
 
 /* ---------------------------------------------------------------- nodes ----------------- */
@@ -324,73 +349,74 @@ static uint32_t visible_rhs(uint32_t i) {
 
 /* ---------------------------------------------------------------- node makers ----------- */
 
-static int32_t make_leaf(double data) {
+static mg_handle make_leaf(double data) {
     int32_t status = reserve(1);
     if (status) return status;
     return handle_for(push(MG_LEAF, data, NO_NODE, NO_NODE));
 }
 
 /* a (op) b, where b is a handle or, when b_is_constant, a new leaf holding b_value. */
-static int32_t make_binary(uint8_t op, int32_t a, int32_t b, bool b_is_constant, double b_value) {
+static mg_handle make_binary(uint8_t op, mg_handle a, mg_handle b, bool b_is_constant,
+                             double b_value) {
     if (!valid(a) || (!b_is_constant && !valid(b))) return MG_ERR_BAD_HANDLE;
     uint32_t made = b_is_constant ? 2 : 1;
     int32_t status = reserve(made);
     if (status) return status;
-    uint32_t x = A.handles[a].node;
-    uint32_t y = b_is_constant ? push(MG_LEAF, b_value, NO_NODE, NO_NODE) : A.handles[b].node;
+    uint32_t x = node_of(a);
+    uint32_t y = b_is_constant ? push(MG_LEAF, b_value, NO_NODE, NO_NODE) : node_of(b);
     double out = op == MG_ADD ? A.data[x] + A.data[y] : A.data[x] * A.data[y];
-    int32_t h = handle_for(push(op, out, x, y));
+    mg_handle h = handle_for(push(op, out, x, y));
     if (h < 0) A.len -= made; /* undo: nothing refers to the new nodes yet */
     return h;
 }
 
-static int32_t make_unary(uint8_t op, int32_t a, double exponent) {
+static mg_handle make_unary(uint8_t op, mg_handle a, double exponent) {
     if (!valid(a)) return MG_ERR_BAD_HANDLE;
     bool is_pow = op == MG_POW || op == MG_POWI;
     int32_t status = reserve(is_pow ? 2 : 1);
     if (status) return status;
-    uint32_t x = A.handles[a].node;
+    uint32_t x = node_of(a);
     double out;
     status = unary_forward(op, A.data[x], exponent, &out);
     if (status) return status;
     uint32_t e = is_pow ? push(MG_LEAF, exponent, NO_NODE, NO_NODE) : NO_NODE;
-    int32_t h = handle_for(push(op, out, x, e));
+    mg_handle h = handle_for(push(op, out, x, e));
     if (h < 0) A.len -= is_pow ? 2 : 1;
     return h;
 }
 
-static int32_t make_custom(double data, int32_t nparents, const int32_t *parents) {
+static mg_handle make_custom(double data, int32_t nparents, const mg_handle *parents) {
     if (nparents < 0 || nparents > 2) return MG_ERR_BAD_ARGUMENT;
     for (int32_t k = 0; k < nparents; k++)
         if (!valid(parents[k])) return MG_ERR_BAD_HANDLE;
     int32_t status = reserve(1);
     if (status) return status;
-    uint32_t lhs = nparents > 0 ? A.handles[parents[0]].node : NO_NODE;
-    uint32_t rhs = nparents > 1 ? A.handles[parents[1]].node : NO_NODE;
-    int32_t h = handle_for(push(MG_CUSTOM, data, lhs, rhs));
+    uint32_t lhs = nparents > 0 ? node_of(parents[0]) : NO_NODE;
+    uint32_t rhs = nparents > 1 ? node_of(parents[1]) : NO_NODE;
+    mg_handle h = handle_for(push(MG_CUSTOM, data, lhs, rhs));
     if (h < 0) A.len--;
     return h;
 }
 
-int32_t mg_leaf(double data) { LOCKED(int32_t, make_leaf(data)); }
-int32_t mg_add(int32_t a, int32_t b) { LOCKED(int32_t, make_binary(MG_ADD, a, b, false, 0.0)); }
-int32_t mg_mul(int32_t a, int32_t b) { LOCKED(int32_t, make_binary(MG_MUL, a, b, false, 0.0)); }
-int32_t mg_add_const(int32_t a, double b) { LOCKED(int32_t, make_binary(MG_ADD, a, -1, true, b)); }
-int32_t mg_mul_const(int32_t a, double b) { LOCKED(int32_t, make_binary(MG_MUL, a, -1, true, b)); }
-int32_t mg_pow(int32_t a, double e, int is_int) { LOCKED(int32_t, make_unary(is_int ? MG_POWI : MG_POW, a, e)); }
-int32_t mg_relu(int32_t a) { LOCKED(int32_t, make_unary(MG_RELU, a, 0.0)); }
-int32_t mg_tanh(int32_t a) { LOCKED(int32_t, make_unary(MG_TANH, a, 0.0)); }
-int32_t mg_exp(int32_t a) { LOCKED(int32_t, make_unary(MG_EXP, a, 0.0)); }
-int32_t mg_custom(double data, int32_t n, const int32_t *parents) { LOCKED(int32_t, make_custom(data, n, parents)); }
+mg_handle mg_leaf(double data) { LOCKED(mg_handle, make_leaf(data)); }
+mg_handle mg_add(mg_handle a, mg_handle b) { LOCKED(mg_handle, make_binary(MG_ADD, a, b, false, 0.0)); }
+mg_handle mg_mul(mg_handle a, mg_handle b) { LOCKED(mg_handle, make_binary(MG_MUL, a, b, false, 0.0)); }
+mg_handle mg_add_const(mg_handle a, double b) { LOCKED(mg_handle, make_binary(MG_ADD, a, -1, true, b)); }
+mg_handle mg_mul_const(mg_handle a, double b) { LOCKED(mg_handle, make_binary(MG_MUL, a, -1, true, b)); }
+mg_handle mg_pow(mg_handle a, double e, int is_int) { LOCKED(mg_handle, make_unary(is_int ? MG_POWI : MG_POW, a, e)); }
+mg_handle mg_relu(mg_handle a) { LOCKED(mg_handle, make_unary(MG_RELU, a, 0.0)); }
+mg_handle mg_tanh(mg_handle a) { LOCKED(mg_handle, make_unary(MG_TANH, a, 0.0)); }
+mg_handle mg_exp(mg_handle a) { LOCKED(mg_handle, make_unary(MG_EXP, a, 0.0)); }
+mg_handle mg_custom(double data, int32_t n, const mg_handle *parents) { LOCKED(mg_handle, make_custom(data, n, parents)); }
 
 /* One neuron: bias + w[0]*x[0] + w[1]*x[1] + ..., then ReLU.  x[k] == NO_NODE means the
  * number constants[k], given its own leaf. */
-static uint32_t emit_neuron(int32_t nin, const int32_t *w, const uint32_t *x,
+static uint32_t emit_neuron(int32_t nin, const mg_handle *w, const uint32_t *x,
                             const double *constants, bool nonlin) {
-    uint32_t acc = A.handles[w[nin]].node; /* sum(..., start=bias) */
+    uint32_t acc = node_of(w[nin]); /* sum(..., start=bias) */
     for (int32_t k = 0; k < nin; k++) {
         uint32_t xk = x[k] != NO_NODE ? x[k] : push(MG_LEAF, constants[k], NO_NODE, NO_NODE);
-        uint32_t wk = A.handles[w[k]].node;
+        uint32_t wk = node_of(w[k]);
         uint32_t product = push(MG_MUL, A.data[wk] * A.data[xk], wk, xk);
         acc = push(MG_ADD, A.data[acc] + A.data[product], acc, product);
     }
@@ -399,8 +425,8 @@ static uint32_t emit_neuron(int32_t nin, const int32_t *w, const uint32_t *x,
 }
 
 static int32_t make_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *nonlin,
-                        const int32_t *params, const int32_t *inputs, const double *constants,
-                        int32_t *out) {
+                        const mg_handle *params, const mg_handle *inputs, const double *constants,
+                        mg_handle *out) {
     if (nlayers < 1) return MG_ERR_BAD_ARGUMENT;
     uint64_t nodes = 0, nparams = 0, widest = 0, leaves = 0;
     for (int32_t k = 0; k < sizes[0]; k++) {
@@ -428,7 +454,7 @@ static int32_t make_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *no
     }
     uint32_t *y = x + widest;
     for (int32_t k = 0; k < sizes[0]; k++)
-        x[k] = inputs[k] >= 0 ? A.handles[inputs[k]].node : NO_NODE;
+        x[k] = inputs[k] >= 0 ? node_of(inputs[k]) : NO_NODE;
     uint32_t first = A.len;
     for (int32_t l = 0; l < nlayers; l++) {
         int32_t nin = sizes[l];
@@ -442,11 +468,11 @@ static int32_t make_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *no
     }
     int32_t nout = sizes[nlayers];
     for (int32_t j = 0; j < nout; j++) {
-        int32_t h = handle_for(x[j]);
+        mg_handle h = handle_for(x[j]);
         if (h < 0) { /* undo: release what we handed out, drop the new nodes */
             while (j > 0) drop_handle(out[--j]);
             A.len = first;
-            status = h;
+            status = (int32_t)h;
             break;
         }
         out[j] = h;
@@ -455,83 +481,98 @@ static int32_t make_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *no
     return status;
 }
 
-static int32_t zero_grads(const int32_t *handles, int32_t n) {
+static int32_t zero_grads(const mg_handle *handles, int32_t n) {
     if (n < 0) return MG_ERR_BAD_ARGUMENT;
     for (int32_t k = 0; k < n; k++)
         if (!valid(handles[k])) return MG_ERR_BAD_HANDLE;
-    for (int32_t k = 0; k < n; k++) A.grad[A.handles[handles[k]].node] = 0.0;
+    for (int32_t k = 0; k < n; k++) A.grad[node_of(handles[k])] = 0.0;
     return MG_OK;
 }
 
 int32_t mg_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *nonlin,
-               const int32_t *params, const int32_t *inputs, const double *constants,
-               int32_t *out) {
+               const mg_handle *params, const mg_handle *inputs, const double *constants,
+               mg_handle *out) {
     LOCKED(int32_t, make_mlp(nlayers, sizes, nonlin, params, inputs, constants, out));
 }
 
-int32_t mg_zero_grads(const int32_t *handles, int32_t n) { LOCKED(int32_t, zero_grads(handles, n)); }
+int32_t mg_zero_grads(const mg_handle *handles, int32_t n) { LOCKED(int32_t, zero_grads(handles, n)); }
 
 /* ---------------------------------------------------------------- handles API ----------- */
 
-static int32_t retain(int32_t h) {
+static mg_handle retain(mg_handle h) {
     if (!valid(h)) return MG_ERR_BAD_HANDLE;
-    A.handles[h].refs++;
+    A.handles[slot_of(h)].refs++;
     return h;
 }
 
-int32_t mg_retain(int32_t h) { LOCKED(int32_t, retain(h)); }
+static int32_t release(mg_handle h) {
+    if (A.releases == MG_RELEASE_LATER) return 1;
+    if (A.releases == MG_RELEASE_NOW) drop_handle(h);
+    return 0;
+}
 
-void mg_release(int32_t h) {
+static int32_t set_release_mode(int32_t mode) {
+    if (mode != MG_RELEASE_NOW && mode != MG_RELEASE_LATER && mode != MG_RELEASE_NEVER)
+        return MG_ERR_BAD_ARGUMENT;
+    if (A.releases == MG_RELEASE_NEVER) return MG_OK; /* the process is exiting: stay so */
+    A.releases = mode;
+    return MG_OK;
+}
+
+mg_handle mg_retain(mg_handle h) { LOCKED(mg_handle, retain(h)); }
+int32_t mg_release(mg_handle h) { LOCKED(int32_t, release(h)); }
+void mg_release_now(mg_handle h) {
     pthread_mutex_lock(&A.lock);
     drop_handle(h);
     pthread_mutex_unlock(&A.lock);
 }
+int32_t mg_set_release_mode(int32_t mode) { LOCKED(int32_t, set_release_mode(mode)); }
 
 /* ---------------------------------------------------------------- reading, writing ------ */
 
-static double read_field(const double *field, int32_t h) {
-    return valid(h) ? field[A.handles[h].node] : NAN;
+static double read_field(const double *field, mg_handle h) {
+    return valid(h) ? field[node_of(h)] : NAN;
 }
 
-static int32_t write_field(double *field, int32_t h, double value) {
+static int32_t write_field(double *field, mg_handle h, double value) {
     if (!valid(h)) return MG_ERR_BAD_HANDLE;
-    field[A.handles[h].node] = value;
+    field[node_of(h)] = value;
     return MG_OK;
 }
 
-static int32_t node_op(int32_t h) {
-    return valid(h) ? (int32_t)(A.op[A.handles[h].node] & ~MARK) : MG_ERR_BAD_HANDLE;
+static int32_t node_op(mg_handle h) {
+    return valid(h) ? (int32_t)(A.op[node_of(h)] & ~MARK) : MG_ERR_BAD_HANDLE;
 }
 
-static double exponent_of(int32_t h) {
+static double exponent_of(mg_handle h) {
     int32_t op = node_op(h);
-    return op == MG_POW || op == MG_POWI ? A.data[A.rhs[A.handles[h].node]] : NAN;
+    return op == MG_POW || op == MG_POWI ? A.data[A.rhs[node_of(h)]] : NAN;
 }
 
-static int32_t parents_of(int32_t h, int32_t *out) {
+static int32_t parents_of(mg_handle h, mg_handle *out) {
     if (!valid(h)) return MG_ERR_BAD_HANDLE;
-    uint32_t i = A.handles[h].node;
+    uint32_t i = node_of(h);
     uint32_t parents[2] = {A.lhs[i], visible_rhs(i)};
     int32_t count = 0;
     for (int k = 0; k < 2; k++) {
         if (parents[k] == NO_NODE) continue;
-        int32_t ph = handle_for(parents[k]);
+        mg_handle ph = handle_for(parents[k]);
         if (ph < 0) {
             while (count > 0) drop_handle(out[--count]);
-            return ph;
+            return (int32_t)ph;
         }
         out[count++] = ph;
     }
     return count;
 }
 
-double mg_data(int32_t h) { LOCKED(double, read_field(A.data, h)); }
-double mg_grad(int32_t h) { LOCKED(double, read_field(A.grad, h)); }
-int32_t mg_set_data(int32_t h, double v) { LOCKED(int32_t, write_field(A.data, h, v)); }
-int32_t mg_set_grad(int32_t h, double v) { LOCKED(int32_t, write_field(A.grad, h, v)); }
-int32_t mg_op(int32_t h) { LOCKED(int32_t, node_op(h)); }
-double mg_exponent(int32_t h) { LOCKED(double, exponent_of(h)); }
-int32_t mg_parents(int32_t h, int32_t *out) { LOCKED(int32_t, parents_of(h, out)); }
+double mg_data(mg_handle h) { LOCKED(double, read_field(A.data, h)); }
+double mg_grad(mg_handle h) { LOCKED(double, read_field(A.grad, h)); }
+int32_t mg_set_data(mg_handle h, double v) { LOCKED(int32_t, write_field(A.data, h, v)); }
+int32_t mg_set_grad(mg_handle h, double v) { LOCKED(int32_t, write_field(A.grad, h, v)); }
+int32_t mg_op(mg_handle h) { LOCKED(int32_t, node_op(h)); }
+double mg_exponent(mg_handle h) { LOCKED(double, exponent_of(h)); }
+int32_t mg_parents(mg_handle h, mg_handle *out) { LOCKED(int32_t, parents_of(h, out)); }
 
 /* ---------------------------------------------------------------- texts ----------------- */
 
@@ -553,11 +594,11 @@ static bool text_at(size_t slot, uint32_t node, int32_t kind) {
 
 static bool text_kind(int32_t kind) { return kind == MG_TEXT_LABEL || kind == MG_TEXT_OP; }
 
-static int32_t set_text(int32_t h, int32_t kind, const char *text, size_t len) {
+static int32_t set_text(mg_handle h, int32_t kind, const char *text, size_t len) {
     if (!valid(h)) return MG_ERR_BAD_HANDLE;
     if (!text_kind(kind)) return MG_ERR_BAD_ARGUMENT;
     if (len > INT32_MAX) return MG_ERR_BAD_ARGUMENT;
-    uint32_t node = A.handles[h].node;
+    uint32_t node = node_of(h);
     size_t slot = text_slot(node, kind);
     bool found = text_at(slot, node, kind);
     if (len == 0) {
@@ -585,10 +626,10 @@ static int32_t set_text(int32_t h, int32_t kind, const char *text, size_t len) {
     return MG_OK;
 }
 
-static int32_t get_text(int32_t h, int32_t kind, char *buf, size_t size) {
+static int32_t get_text(mg_handle h, int32_t kind, char *buf, size_t size) {
     if (!valid(h)) return MG_ERR_BAD_HANDLE;
     if (!text_kind(kind)) return MG_ERR_BAD_ARGUMENT;
-    uint32_t node = A.handles[h].node;
+    uint32_t node = node_of(h);
     size_t slot = text_slot(node, kind);
     if (!text_at(slot, node, kind)) return 0;
     const Text *t = &A.texts[slot];
@@ -596,11 +637,11 @@ static int32_t get_text(int32_t h, int32_t kind, char *buf, size_t size) {
     return (int32_t)t->len;
 }
 
-int32_t mg_set_text(int32_t h, int32_t kind, const char *text, size_t len) {
+int32_t mg_set_text(mg_handle h, int32_t kind, const char *text, size_t len) {
     LOCKED(int32_t, set_text(h, kind, text, len));
 }
 
-int32_t mg_get_text(int32_t h, int32_t kind, char *buf, size_t size) {
+int32_t mg_get_text(mg_handle h, int32_t kind, char *buf, size_t size) {
     LOCKED(int32_t, get_text(h, kind, buf, size));
 }
 
@@ -609,9 +650,9 @@ int32_t mg_get_text(int32_t h, int32_t kind, char *buf, size_t size) {
 /* micrograd's backward(): root.grad = 1, then each node reachable from the root, children
  * before parents, runs its local backward.  Index order is topological, so this is one
  * downward sweep; MARK says "reachable", and the sweep stops once no marked node is left. */
-static int32_t backward(int32_t root) {
+static int32_t backward(mg_handle root) {
     if (!valid(root)) return MG_ERR_BAD_HANDLE;
-    uint32_t i = A.handles[root].node;
+    uint32_t i = node_of(root);
     A.grad[i] = 1.0;
     A.op[i] |= MARK;
     uint64_t pending = 1;
@@ -635,12 +676,12 @@ static int32_t backward(int32_t root) {
     }
 }
 
-static int32_t local_backward(int32_t h) {
-    return valid(h) ? propagate(A.handles[h].node) : MG_ERR_BAD_HANDLE;
+static int32_t local_backward(mg_handle h) {
+    return valid(h) ? propagate(node_of(h)) : MG_ERR_BAD_HANDLE;
 }
 
 /* Position of node in nodes[0..count), which holds distinct indices in descending order. */
-static int32_t position_of(const int32_t *nodes, int32_t count, uint32_t node) {
+static int32_t position_of(const mg_handle *nodes, int32_t count, uint32_t node) {
     int32_t lo = 0, hi = count;
     while (lo < hi) {
         int32_t mid = lo + (hi - lo) / 2;
@@ -650,12 +691,12 @@ static int32_t position_of(const int32_t *nodes, int32_t count, uint32_t node) {
     return lo;
 }
 
-static int32_t trace(int32_t root, int32_t capacity, int32_t *nodes, int32_t *parent_pos) {
+static int32_t trace(mg_handle root, int32_t capacity, mg_handle *nodes, int32_t *parent_pos) {
     if (!valid(root)) return MG_ERR_BAD_HANDLE;
     if (capacity < 0) return MG_ERR_BAD_ARGUMENT;
     /* Mark what root reaches (one downward sweep, as in backward), counting; collect the node
      * indices while they fit, then turn them into handles only if all of them did. */
-    uint32_t i = A.handles[root].node;
+    uint32_t i = node_of(root);
     A.op[i] |= MARK;
     uint64_t pending = 1;
     int64_t count = 0;
@@ -663,7 +704,7 @@ static int32_t trace(int32_t root, int32_t capacity, int32_t *nodes, int32_t *pa
         if (A.op[i] & MARK) {
             A.op[i] &= (uint8_t)~MARK;
             pending--;
-            if (count < capacity) nodes[count] = (int32_t)i;
+            if (count < capacity) nodes[count] = i;
             count++;
             uint32_t parents[2] = {A.lhs[i], visible_rhs(i)};
             for (int k = 0; k < 2; k++) {
@@ -683,22 +724,22 @@ static int32_t trace(int32_t root, int32_t capacity, int32_t *nodes, int32_t *pa
                 parents[p] == NO_NODE ? -1 : position_of(nodes, n, parents[p]);
     }
     for (int32_t k = 0; k < n; k++) {
-        int32_t h = handle_for((uint32_t)nodes[k]);
+        mg_handle h = handle_for((uint32_t)nodes[k]);
         if (h < 0) {
             while (k > 0) drop_handle(nodes[--k]);
-            return h;
+            return (int32_t)h;
         }
         nodes[k] = h;
     }
     return n;
 }
 
-int32_t mg_trace(int32_t root, int32_t capacity, int32_t *nodes, int32_t *parent_pos) {
+int32_t mg_trace(mg_handle root, int32_t capacity, mg_handle *nodes, int32_t *parent_pos) {
     LOCKED(int32_t, trace(root, capacity, nodes, parent_pos));
 }
 
-int32_t mg_backward(int32_t root) { LOCKED(int32_t, backward(root)); }
-int32_t mg_local_backward(int32_t h) { LOCKED(int32_t, local_backward(h)); }
+int32_t mg_backward(mg_handle root) { LOCKED(int32_t, backward(root)); }
+int32_t mg_local_backward(mg_handle h) { LOCKED(int32_t, local_backward(h)); }
 
 /* ---------------------------------------------------------------- introspection --------- */
 

@@ -17,6 +17,11 @@
 
 /* cffi-cdef-begin */
 
+/* A Value's handle: (generation << 32) | slot.  A slot's generation moves on each time the slot
+ * is freed, so a handle kept past its release (a stale handle) names no node: every call
+ * refuses it with MG_ERR_BAD_HANDLE instead of reaching whatever node reuses the slot. */
+typedef int64_t mg_handle;
+
 /* Calls that make or find a node return a handle (>= 0) or one of these codes (< 0). */
 enum mg_status {
     MG_OK = 0,
@@ -47,16 +52,16 @@ enum mg_op {
 enum mg_text { MG_TEXT_LABEL = 0, MG_TEXT_OP = 1 };
 
 /* Node makers: each returns a new handle owned by the caller (release it with mg_release). */
-int32_t mg_leaf(double data);
-int32_t mg_add(int32_t a, int32_t b);
-int32_t mg_mul(int32_t a, int32_t b);
-int32_t mg_add_const(int32_t a, double b);      /* a + Value(b): the leaf is made too */
-int32_t mg_mul_const(int32_t a, double b);      /* a * Value(b) */
-int32_t mg_pow(int32_t a, double exponent, int exponent_is_int);
-int32_t mg_relu(int32_t a);
-int32_t mg_tanh(int32_t a);
-int32_t mg_exp(int32_t a);
-int32_t mg_custom(double data, int32_t nparents, const int32_t *parents); /* nparents 0..2 */
+mg_handle mg_leaf(double data);
+mg_handle mg_add(mg_handle a, mg_handle b);
+mg_handle mg_mul(mg_handle a, mg_handle b);
+mg_handle mg_add_const(mg_handle a, double b);      /* a + Value(b): the leaf is made too */
+mg_handle mg_mul_const(mg_handle a, double b);      /* a * Value(b) */
+mg_handle mg_pow(mg_handle a, double exponent, int exponent_is_int);
+mg_handle mg_relu(mg_handle a);
+mg_handle mg_tanh(mg_handle a);
+mg_handle mg_exp(mg_handle a);
+mg_handle mg_custom(double data, int32_t nparents, const mg_handle *parents); /* nparents 0..2 */
 
 /* micrograd's MLP call (or one Layer's, or one Neuron's) in one call.  Layer l maps sizes[l]
  * inputs to sizes[l+1] outputs; its neuron j reads sizes[l] weights then a bias from params (all
@@ -66,38 +71,45 @@ int32_t mg_custom(double data, int32_t nparents, const int32_t *parents); /* npa
  * chain from the bias in sum() order, then ReLU when nonlin[l].  Writes sizes[nlayers] new
  * handles to out; returns MG_OK or a status. */
 int32_t mg_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *nonlin,
-               const int32_t *params, const int32_t *inputs, const double *constants,
-               int32_t *out);
+               const mg_handle *params, const mg_handle *inputs, const double *constants,
+               mg_handle *out);
 
 /* Sets the grad of each of the n Values to 0 (Module.zero_grad()). */
-int32_t mg_zero_grads(const int32_t *handles, int32_t n);
+int32_t mg_zero_grads(const mg_handle *handles, int32_t n);
 
 /* The graph behind root for drawing: the nodes it reaches (root first, then the rest from newest
  * to oldest) and for each its _prev as positions in that list (-1 where it has fewer than two).
  * Returns the node count.  Handles (new references) and positions are written only when the
  * count is at most capacity: nodes[capacity], parent_pos[2*capacity]. */
-int32_t mg_trace(int32_t root, int32_t capacity, int32_t *nodes, int32_t *parent_pos);
+int32_t mg_trace(mg_handle root, int32_t capacity, mg_handle *nodes, int32_t *parent_pos);
 
-/* Handle ownership. */
-int32_t mg_retain(int32_t h);        /* one more owner of h; returns h */
-void mg_release(int32_t h);          /* the owner is gone; never fails */
+/* Handle ownership.  mg_release is what a Value's finalizer calls; what it does depends on the
+ * release mode.  While Python's garbage collector runs (MG_RELEASE_LATER), the finalizers of
+ * the garbage may still read each other's Values, so a finalizer must not free its node: it
+ * gets MG_RELEASE_LATER back and arranges to call mg_release_now once the Value is really
+ * gone.  From interpreter exit on (MG_RELEASE_NEVER) nothing is freed any more. */
+enum mg_release_mode { MG_RELEASE_NOW = 0, MG_RELEASE_LATER = 1, MG_RELEASE_NEVER = 2 };
+mg_handle mg_retain(mg_handle h);    /* one more owner of h; returns h */
+int32_t mg_release(mg_handle h);     /* the owner is gone: 1 if the release was put off */
+void mg_release_now(mg_handle h);    /* the owner is gone, whatever the mode */
+int32_t mg_set_release_mode(int32_t mode); /* NEVER is final */        /* the owner is gone; never fails */
 
 /* Reading and writing a node.  A bad handle reads as NaN / fails with MG_ERR_BAD_HANDLE. */
-double mg_data(int32_t h);
-double mg_grad(int32_t h);
-int32_t mg_set_data(int32_t h, double value);
-int32_t mg_set_grad(int32_t h, double value);
-int32_t mg_op(int32_t h);                           /* an mg_op */
-double mg_exponent(int32_t h);                      /* the exponent of a POW/POWI node */
-int32_t mg_parents(int32_t h, int32_t *out);        /* out[2]; returns 0..2 new handles;
+double mg_data(mg_handle h);
+double mg_grad(mg_handle h);
+int32_t mg_set_data(mg_handle h, double value);
+int32_t mg_set_grad(mg_handle h, double value);
+int32_t mg_op(mg_handle h);                         /* an mg_op */
+double mg_exponent(mg_handle h);                    /* the exponent of a POW/POWI node */
+int32_t mg_parents(mg_handle h, mg_handle *out);      /* out[2]; returns 0..2 new handles;
                                                        a node has one handle, so == is identity */
-int32_t mg_set_text(int32_t h, int32_t kind, const char *text, size_t len); /* len 0 clears */
+int32_t mg_set_text(mg_handle h, int32_t kind, const char *text, size_t len); /* len 0 clears */
 /* Copies the text (not NUL-terminated) into buf when it fits; returns its full length. */
-int32_t mg_get_text(int32_t h, int32_t kind, char *buf, size_t size);
+int32_t mg_get_text(mg_handle h, int32_t kind, char *buf, size_t size);
 
 /* Autograd. */
-int32_t mg_backward(int32_t root);     /* micrograd's backward(): root grad = 1, then the sweep */
-int32_t mg_local_backward(int32_t h);  /* one node's _backward() */
+int32_t mg_backward(mg_handle root);     /* micrograd's backward(): root grad = 1, then the sweep */
+int32_t mg_local_backward(mg_handle h);  /* one node's _backward() */
 
 /* Introspection and test hooks. */
 int64_t mg_node_count(void);          /* nodes in the arena, live or not yet reclaimed */

@@ -95,7 +95,7 @@ class Value:
 
     @property
     def _prev(self) -> set[Value]:
-        handles = ffi.new("int32_t[2]")
+        handles = ffi.new("mg_handle[2]")
         count = check(lib.mg_parents(self._h, handles))
         return {_adopt(handles[k]) for k in range(count)}
 
@@ -230,7 +230,7 @@ def _make_custom(data: float, children: set[Any], op: Any) -> int:
     if len(children) > 2:
         raise ValueError("a micrograd_c node has at most two distinct children")
     handles = [child._h for child in children]
-    handle = check(lib.mg_custom(data, len(handles), ffi.new("int32_t[]", handles or [0])))
+    handle = check(lib.mg_custom(data, len(handles), ffi.new("mg_handle[]", handles or [0])))
     if op:
         try:
             set_text(handle, lib.MG_TEXT_OP, op)

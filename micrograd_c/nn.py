@@ -51,7 +51,7 @@ for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "e
 class Module:
     def zero_grad(self) -> None:
         handles = [p._h for p in self.parameters()]
-        check(lib.mg_zero_grads(ffi.new("int32_t[]", handles), len(handles)))
+        check(lib.mg_zero_grads(ffi.new("mg_handle[]", handles), len(handles)))
 
     def parameters(self) -> list[Value]:
         return []
@@ -143,7 +143,7 @@ class _Packed:
         self.sizes = ffi.new("int32_t[]", [len(layers[0][0].w)] + [len(n) for n in layers])
         self.nonlin = ffi.new("int32_t[]", [bool(n[0].nonlin) for n in layers])
         self.params = [p for neurons in layers for n in neurons for p in (*n.w, n.b)]
-        self.handles = ffi.new("int32_t[]", [p._h for p in self.params])  # params keep them live
+        self.handles = ffi.new("mg_handle[]", [p._h for p in self.params])  # params keep them live
 
 
 def _layers_of(module: Module) -> list[Sequence[Neuron]] | None:
@@ -195,7 +195,7 @@ def _call_packed(module: Module, x: Iterable[Any]) -> list[Value] | None:
     nin = packed.sizes[0]
     if len(x) < nin:  # zip() stops early: fewer terms than weights
         return None
-    inputs = ffi.new("int32_t[]", nin)
+    inputs = ffi.new("mg_handle[]", nin)
     constants = ffi.new("double[]", nin)
     for k in range(nin):
         xk = x[k]
@@ -205,7 +205,7 @@ def _call_packed(module: Module, x: Iterable[Any]) -> list[Value] | None:
             inputs[k] = -1
             constants[k] = _to_float(xk)
     nout = packed.sizes[packed.nlayers]
-    out = ffi.new("int32_t[]", nout)
+    out = ffi.new("mg_handle[]", nout)
     check(lib.mg_mlp(packed.nlayers, packed.sizes, packed.nonlin, packed.handles, inputs,
                      constants, out))
     return [_adopt(out[j]) for j in range(nout)]

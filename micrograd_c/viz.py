@@ -40,7 +40,7 @@ def _walk(root: Value, max_nodes: int | None) -> tuple[list[Value], list[tuple[i
         # allocate room for a huge max_nodes.
         capacity = min(max_nodes, lib.mg_node_count())
     while True:
-        nodes = ffi.new("int32_t[]", capacity)
+        nodes = ffi.new("mg_handle[]", capacity)
         parent_pos = ffi.new("int32_t[]", 2 * capacity)
         count = check(lib.mg_trace(root._h, capacity, nodes, parent_pos))
         if max_nodes is not None and count > max_nodes:

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define MAX_NODE_LIMIT INT64_C(2147483647)
-#define COUNT(array) ((int32_t)(sizeof(array) / sizeof *(array)))
+#define COUNT(array) ((mg_handle)(sizeof(array) / sizeof *(array)))
 
 /* ---------------------------------------------------------------- checks ---------------- */
 
@@ -75,7 +75,7 @@ static bool same_double(double a, double b) { return memcmp(&a, &b, sizeof a) ==
  * released so that one failure does not cascade into the checks after it. */
 #define CHECK_FAILS(call, status)                                        \
     do {                                                                 \
-        int32_t got_ = (call);                                           \
+        mg_handle got_ = (call);                                           \
         if (got_ >= 0) mg_release(got_);                                 \
         if (got_ != (status)) fail_int(__LINE__, #call, got_, (status)); \
     } while (0)
@@ -83,18 +83,18 @@ static bool same_double(double a, double b) { return memcmp(&a, &b, sizeof a) ==
 /* A call that must make a node: its handle, or a failed check and a fresh leaf to go on with. */
 #define MAKE(call) made(__LINE__, #call, (call))
 
-static int32_t made(int line, const char *call, int32_t h) {
+static mg_handle made(int line, const char *call, mg_handle h) {
     if (h >= 0) return h;
     fail_int(line, call, h, 0);
     return mg_leaf(NAN);
 }
 
-static void release_all(const int32_t *handles, int32_t n) {
+static void release_all(const mg_handle *handles, mg_handle n) {
     for (int32_t k = 0; k < n; k++) mg_release(handles[k]);
 }
 
 /* The node's parents (0..2) as new handles; the caller releases them. */
-static int32_t parents(int32_t h, int32_t out[2]) {
+static mg_handle parents(mg_handle h, mg_handle out[2]) {
     out[0] = out[1] = -1;
     return mg_parents(h, out);
 }
@@ -108,14 +108,14 @@ static double uniform(uint32_t *state) {
 /* ---------------------------------------------------------------- leaves, each op -------- */
 
 static void test_leaf(void) {
-    int32_t a = MAKE(mg_leaf(2.5));
+    mg_handle a = MAKE(mg_leaf(2.5));
     CHECK_INT(mg_handle_count(), 1);
     CHECK_INT(mg_node_count(), 1);
     CHECK_DOUBLE(mg_data(a), 2.5);
     CHECK_DOUBLE(mg_grad(a), 0.0);
     CHECK_INT(mg_op(a), MG_LEAF);
     CHECK(isnan(mg_exponent(a)));
-    int32_t p[2];
+    mg_handle p[2];
     CHECK_INT(parents(a, p), 0);
     CHECK_INT(mg_set_data(a, -1.25), MG_OK);
     CHECK_INT(mg_set_grad(a, 3.0), MG_OK);
@@ -123,7 +123,7 @@ static void test_leaf(void) {
     CHECK_DOUBLE(mg_grad(a), 3.0);
     CHECK_INT(mg_bytes_per_node(), 29);
     /* NaN, infinities and -0.0 are stored as they are. */
-    int32_t odd[] = {MAKE(mg_leaf(NAN)), MAKE(mg_leaf(-INFINITY)), MAKE(mg_leaf(-0.0))};
+    mg_handle odd[] = {MAKE(mg_leaf(NAN)), MAKE(mg_leaf(-INFINITY)), MAKE(mg_leaf(-0.0))};
     CHECK(isnan(mg_data(odd[0])));
     CHECK_DOUBLE(mg_data(odd[1]), -INFINITY);
     CHECK_DOUBLE(mg_data(odd[2]), -0.0);
@@ -134,16 +134,16 @@ static void test_leaf(void) {
 
 /* `out` made from x (and y) by one op: its data, op code, the parents it shows, and after
  * backward(out) the grads of x and y. */
-static void check_op(int line, int32_t out, int32_t op, double data, int32_t x, double x_grad,
-                     int32_t y, double y_grad) {
+static void check_op(int line, mg_handle out, mg_handle op, double data, mg_handle x, double x_grad,
+                     mg_handle y, double y_grad) {
     char what[128];
     snprintf(what, sizeof what, "op %d made at line %d", (int)op, line);
     const char *saved = current_test;
     current_test = what;
     CHECK_INT(mg_op(out), op);
     CHECK_DOUBLE(mg_data(out), data);
-    int32_t p[2];
-    int32_t n = parents(out, p);
+    mg_handle p[2];
+    mg_handle n = parents(out, p);
     CHECK_INT(n, y >= 0 ? 2 : 1);
     CHECK(n >= 1 && p[0] == x); /* one handle per node: == is identity */
     if (y >= 0) CHECK(n == 2 && p[1] == y);
@@ -156,8 +156,8 @@ static void check_op(int line, int32_t out, int32_t op, double data, int32_t x, 
 }
 
 static void test_each_op(void) {
-    int32_t a = MAKE(mg_leaf(2.0)), b = MAKE(mg_leaf(3.0)), m = MAKE(mg_leaf(-1.0));
-    int32_t out[16], n = 0;
+    mg_handle a = MAKE(mg_leaf(2.0)), b = MAKE(mg_leaf(3.0)), m = MAKE(mg_leaf(-1.0));
+    mg_handle out[16], n = 0;
 
     out[n] = MAKE(mg_add(a, b));
     check_op(__LINE__, out[n++], MG_ADD, 5.0, a, 1.0, b, 1.0);
@@ -170,7 +170,7 @@ static void test_each_op(void) {
 
     /* a + 4.0 and a * -1.0 make a real leaf for the number, shown as the second parent. */
     out[n] = MAKE(mg_add_const(a, 4.0));
-    int32_t p[2];
+    mg_handle p[2];
     CHECK_INT(parents(out[n], p), 2);
     CHECK_DOUBLE(mg_data(p[1]), 4.0);
     CHECK_INT(mg_op(p[1]), MG_LEAF);
@@ -203,12 +203,12 @@ static void test_each_op(void) {
     out[n] = MAKE(mg_relu(a));
     check_op(__LINE__, out[n++], MG_RELU, 2.0, a, 1.0, -1, 0.0);
     mg_set_grad(a, 0.0);
-    int32_t z = MAKE(mg_leaf(-0.0));
+    mg_handle z = MAKE(mg_leaf(-0.0));
     out[n] = MAKE(mg_relu(z)); /* -0.0 < 0 is false, so micrograd passes -0.0 through */
     check_op(__LINE__, out[n++], MG_RELU, -0.0, z, 0.0, -1, 0.0);
     mg_release(z);
 
-    int32_t h = MAKE(mg_leaf(0.5));
+    mg_handle h = MAKE(mg_leaf(0.5));
     out[n] = MAKE(mg_tanh(h));
     check_op(__LINE__, out[n++], MG_TANH, 0.46211715726000974, h,
              1.0 - 0.46211715726000974 * 0.46211715726000974, -1, 0.0);
@@ -219,7 +219,7 @@ static void test_each_op(void) {
     mg_release(h);
 
     /* Underflow is not an error, as in Python: 10.0 ** -400 == 0.0, math.exp(-1000) == 0.0. */
-    int32_t ten = MAKE(mg_leaf(10.0)), big = MAKE(mg_leaf(-1000.0));
+    mg_handle ten = MAKE(mg_leaf(10.0)), big = MAKE(mg_leaf(-1000.0));
     out[n] = MAKE(mg_pow(ten, -400.0, 1));
     CHECK_DOUBLE(mg_data(out[n++]), 0.0);
     out[n] = MAKE(mg_exp(big));
@@ -231,8 +231,8 @@ static void test_each_op(void) {
 
 /* The errors Python's float arithmetic raises are status codes, and a failed op makes nothing. */
 static void test_op_errors(void) {
-    int32_t zero = MAKE(mg_leaf(0.0)), ten = MAKE(mg_leaf(10.0)), minus8 = MAKE(mg_leaf(-8.0));
-    int32_t big = MAKE(mg_leaf(1000.0));
+    mg_handle zero = MAKE(mg_leaf(0.0)), ten = MAKE(mg_leaf(10.0)), minus8 = MAKE(mg_leaf(-8.0));
+    mg_handle big = MAKE(mg_leaf(1000.0));
     int64_t nodes = mg_node_count(), handles = mg_handle_count();
     CHECK_INT(mg_pow(zero, -1.0, 1), MG_ERR_ZERO_POWER);  /* 0.0 ** -1 */
     CHECK_INT(mg_pow(zero, -0.5, 0), MG_ERR_ZERO_POWER);  /* 0.0 ** -0.5 */
@@ -242,7 +242,7 @@ static void test_op_errors(void) {
     CHECK_INT(mg_node_count(), nodes);
     CHECK_INT(mg_handle_count(), handles);
     /* The arena is fine afterwards. */
-    int32_t ok = MAKE(mg_pow(ten, 2.0, 1));
+    mg_handle ok = MAKE(mg_pow(ten, 2.0, 1));
     CHECK_DOUBLE(mg_data(ok), 100.0);
     mg_release(ok);
 
@@ -261,11 +261,11 @@ static void test_op_errors(void) {
  * keeps the grads made so far, as micrograd's interrupted loop does, and leaves no stale state:
  * a later sweep through the same nodes is exact. */
 static void test_backward_error(void) {
-    int32_t p = MAKE(mg_leaf(3.0));
-    int32_t q = MAKE(mg_mul(p, p)); /* below the failing node, pending when it fails */
-    int32_t x = MAKE(mg_leaf(0.0));
-    int32_t y = MAKE(mg_pow(x, 0.5, 0));
-    int32_t z = MAKE(mg_add(y, q));
+    mg_handle p = MAKE(mg_leaf(3.0));
+    mg_handle q = MAKE(mg_mul(p, p)); /* below the failing node, pending when it fails */
+    mg_handle x = MAKE(mg_leaf(0.0));
+    mg_handle y = MAKE(mg_pow(x, 0.5, 0));
+    mg_handle z = MAKE(mg_add(y, q));
     CHECK_INT(mg_backward(z), MG_ERR_ZERO_POWER);
     CHECK_DOUBLE(mg_grad(z), 1.0);
     CHECK_DOUBLE(mg_grad(y), 1.0);
@@ -273,20 +273,20 @@ static void test_backward_error(void) {
     CHECK_DOUBLE(mg_grad(p), 0.0); /* q's step never ran */
     CHECK_INT(mg_op(q), MG_MUL);
     /* r = p + w sweeps down through q: had q kept its "reached" mark, it would add 6 to p. */
-    int32_t w = MAKE(mg_leaf(1.0));
-    int32_t r = MAKE(mg_add(p, w));
+    mg_handle w = MAKE(mg_leaf(1.0));
+    mg_handle r = MAKE(mg_add(p, w));
     CHECK_INT(mg_backward(r), MG_OK);
     CHECK_DOUBLE(mg_grad(p), 1.0);
     CHECK_DOUBLE(mg_grad(q), 1.0);
     CHECK_INT(mg_local_backward(y), MG_ERR_ZERO_POWER);
-    int32_t all[] = {p, q, x, y, z, w, r};
+    mg_handle all[] = {p, q, x, y, z, w, r};
     release_all(all, COUNT(all));
 }
 
 /* mg_local_backward is one node's _backward(); a hand-built node (mg_custom) has none. */
 static void test_local_backward_and_custom(void) {
-    int32_t a = MAKE(mg_leaf(2.0)), b = MAKE(mg_leaf(-3.0));
-    int32_t c = MAKE(mg_mul(a, b));
+    mg_handle a = MAKE(mg_leaf(2.0)), b = MAKE(mg_leaf(-3.0));
+    mg_handle c = MAKE(mg_mul(a, b));
     mg_set_grad(c, 2.0);
     CHECK_INT(mg_local_backward(c), MG_OK);
     CHECK_DOUBLE(mg_grad(a), -6.0);
@@ -294,50 +294,50 @@ static void test_local_backward_and_custom(void) {
     CHECK_INT(mg_local_backward(a), MG_OK); /* a leaf's step does nothing */
     CHECK_DOUBLE(mg_grad(a), -6.0);
 
-    int32_t pair[] = {a, b};
-    int32_t k = MAKE(mg_custom(7.0, 2, pair));
+    mg_handle pair[] = {a, b};
+    mg_handle k = MAKE(mg_custom(7.0, 2, pair));
     CHECK_INT(mg_op(k), MG_CUSTOM);
     CHECK_DOUBLE(mg_data(k), 7.0);
-    int32_t p[2];
+    mg_handle p[2];
     CHECK_INT(parents(k, p), 2);
     CHECK(p[0] == a && p[1] == b);
     release_all(p, 2);
     CHECK_INT(mg_backward(k), MG_OK);
     CHECK_DOUBLE(mg_grad(k), 1.0);
     CHECK_DOUBLE(mg_grad(a), -6.0);
-    int32_t k0 = MAKE(mg_custom(1.0, 0, NULL));
+    mg_handle k0 = MAKE(mg_custom(1.0, 0, NULL));
     CHECK_INT(parents(k0, p), 0);
-    int32_t k1 = MAKE(mg_custom(1.0, 1, pair));
+    mg_handle k1 = MAKE(mg_custom(1.0, 1, pair));
     CHECK_INT(parents(k1, p), 1);
     mg_release(p[0]);
-    int32_t three[] = {a, b, c};
+    mg_handle three[] = {a, b, c};
     int64_t nodes = mg_node_count();
     CHECK_INT(mg_custom(1.0, 3, three), MG_ERR_BAD_ARGUMENT);
     CHECK_INT(mg_custom(1.0, -1, three), MG_ERR_BAD_ARGUMENT);
     CHECK_INT(mg_node_count(), nodes);
 
-    int32_t zs[] = {a, b, c};
+    mg_handle zs[] = {a, b, c};
     CHECK_INT(mg_zero_grads(zs, 3), MG_OK);
     CHECK_DOUBLE(mg_grad(a), 0.0);
     CHECK_DOUBLE(mg_grad(c), 0.0);
     CHECK_DOUBLE(mg_grad(k), 1.0);
     CHECK_INT(mg_zero_grads(zs, 0), MG_OK);
     CHECK_INT(mg_zero_grads(zs, -1), MG_ERR_BAD_ARGUMENT);
-    int32_t all[] = {a, b, c, k, k0, k1};
+    mg_handle all[] = {a, b, c, k, k0, k1};
     release_all(all, COUNT(all));
 }
 
 /* Handles are refcounted: one node has one handle however many owners it has. */
 static void test_retain_release(void) {
-    int32_t a = MAKE(mg_leaf(1.0));
+    mg_handle a = MAKE(mg_leaf(1.0));
     CHECK_INT(mg_retain(a), a);
     CHECK_INT(mg_retain(a), a);
     mg_release(a);
     mg_release(a);
     CHECK_DOUBLE(mg_data(a), 1.0);
     CHECK_INT(mg_handle_count(), 1);
-    int32_t b = MAKE(mg_mul_const(a, 2.0));
-    int32_t p[2];
+    mg_handle b = MAKE(mg_mul_const(a, 2.0));
+    mg_handle p[2];
     CHECK_INT(parents(b, p), 2);
     CHECK_INT(p[0], a); /* the node's existing handle, one more owner */
     CHECK_INT(mg_handle_count(), 3); /* a, b and the hidden 2.0 leaf now named by p[1] */
@@ -361,8 +361,8 @@ typedef struct {
     double data[256], grad[256];
 } Snapshot;
 
-static void snapshot(int32_t root, Snapshot *s) {
-    int32_t nodes[256];
+static void snapshot(mg_handle root, Snapshot *s) {
+    mg_handle nodes[256];
     s->n = mg_trace(root, 256, nodes, s->pos);
     CHECK(s->n > 0 && s->n <= 256);
     for (int32_t k = 0; k < s->n && k < 256; k++) {
@@ -385,19 +385,20 @@ static void check_same_snapshot(const Snapshot *a, const Snapshot *b) {
 }
 
 /* Zeroes the grad of everything root reaches (micrograd's grads otherwise accumulate). */
-static void zero_history(int32_t root) {
-    int32_t nodes[256], pos[512];
-    int32_t n = mg_trace(root, 256, nodes, pos);
+static void zero_history(mg_handle root) {
+    mg_handle nodes[256];
+    int32_t pos[512];
+    mg_handle n = mg_trace(root, 256, nodes, pos);
     CHECK(n > 0 && n <= 256);
     if (n <= 0 || n > 256) return;
     CHECK_INT(mg_zero_grads(nodes, n), MG_OK);
     release_all(nodes, n);
 }
 
-static int32_t kept[64], nkept;
+static mg_handle kept[64], nkept;
 
 /* Remembers a handle to release later. */
-static int32_t keep(int32_t h) {
+static mg_handle keep(mg_handle h) {
     if (nkept < COUNT(kept)) kept[nkept++] = h;
     return h;
 }
@@ -408,11 +409,11 @@ static int32_t keep(int32_t h) {
 static void test_readme_example(void) {
     nkept = 0;
 #define KEEP(call) keep(MAKE(call))
-    int32_t a = KEEP(mg_leaf(-4.0)), b = KEEP(mg_leaf(2.0));
-    int32_t c = KEEP(mg_add(a, b));                          /* c = a + b */
-    int32_t ab = KEEP(mg_mul(a, b));                         /* d = a * b + b**3 */
-    int32_t d = KEEP(mg_add(ab, KEEP(mg_pow(b, 3.0, 1))));
-    int32_t t = KEEP(mg_add_const(c, 1.0));                  /* c += c + 1 */
+    mg_handle a = KEEP(mg_leaf(-4.0)), b = KEEP(mg_leaf(2.0));
+    mg_handle c = KEEP(mg_add(a, b));                          /* c = a + b */
+    mg_handle ab = KEEP(mg_mul(a, b));                         /* d = a * b + b**3 */
+    mg_handle d = KEEP(mg_add(ab, KEEP(mg_pow(b, 3.0, 1))));
+    mg_handle t = KEEP(mg_add_const(c, 1.0));                  /* c += c + 1 */
     c = KEEP(mg_add(c, t));
     t = KEEP(mg_add_const(c, 1.0));                          /* c += 1 + c + (-a) */
     t = KEEP(mg_add(t, KEEP(mg_mul_const(a, -1.0))));
@@ -421,12 +422,12 @@ static void test_readme_example(void) {
     t = KEEP(mg_add(t, KEEP(mg_relu(KEEP(mg_add(b, a))))));
     d = KEEP(mg_add(d, t));
     t = KEEP(mg_mul_const(d, 3.0));                          /* d += 3 * d + (b - a).relu() */
-    int32_t b_minus_a = KEEP(mg_add(b, KEEP(mg_mul_const(a, -1.0))));
+    mg_handle b_minus_a = KEEP(mg_add(b, KEEP(mg_mul_const(a, -1.0))));
     t = KEEP(mg_add(t, KEEP(mg_relu(b_minus_a))));
     d = KEEP(mg_add(d, t));
-    int32_t e = KEEP(mg_add(c, KEEP(mg_mul_const(d, -1.0)))); /* e = c - d */
-    int32_t f = KEEP(mg_pow(e, 2.0, 1));                      /* f = e**2 */
-    int32_t g = KEEP(mg_mul_const(f, 0.5));                   /* g = f / 2.0 */
+    mg_handle e = KEEP(mg_add(c, KEEP(mg_mul_const(d, -1.0)))); /* e = c - d */
+    mg_handle f = KEEP(mg_pow(e, 2.0, 1));                      /* f = e**2 */
+    mg_handle g = KEEP(mg_mul_const(f, 0.5));                   /* g = f / 2.0 */
     t = KEEP(mg_mul_const(KEEP(mg_pow(f, -1.0, 1)), 10.0));  /* g += 10.0 / f */
     g = KEEP(mg_add(g, t));
 #undef KEEP
@@ -448,13 +449,13 @@ static void test_readme_example(void) {
 
 /* Shared subexpressions, exact integer gradients: y = x*x, z = y + x, w = z*y at x = 3. */
 static void test_shared_dag(void) {
-    int32_t x = MAKE(mg_leaf(3.0));
-    int32_t stale = MAKE(mg_leaf(5.0));
-    int32_t unrelated = MAKE(mg_mul(stale, x)); /* below w in the arena, not reached from it */
+    mg_handle x = MAKE(mg_leaf(3.0));
+    mg_handle stale = MAKE(mg_leaf(5.0));
+    mg_handle unrelated = MAKE(mg_mul(stale, x)); /* below w in the arena, not reached from it */
     mg_set_grad(unrelated, 100.0);
-    int32_t y = MAKE(mg_mul(x, x));
-    int32_t z = MAKE(mg_add(y, x));
-    int32_t w = MAKE(mg_mul(z, y));
+    mg_handle y = MAKE(mg_mul(x, x));
+    mg_handle z = MAKE(mg_add(y, x));
+    mg_handle w = MAKE(mg_mul(z, y));
     CHECK_DOUBLE(mg_data(w), 108.0);
     CHECK_INT(mg_backward(w), MG_OK);
     CHECK_DOUBLE(mg_grad(w), 1.0);
@@ -463,17 +464,17 @@ static void test_shared_dag(void) {
     CHECK_DOUBLE(mg_grad(x), 135.0);       /* y*(2x + 1) + z*2x */
     CHECK_DOUBLE(mg_grad(stale), 0.0);     /* a node the root does not reach is not swept */
     CHECK_DOUBLE(mg_grad(unrelated), 100.0);
-    int32_t all[] = {x, y, z, w, stale, unrelated};
+    mg_handle all[] = {x, y, z, w, stale, unrelated};
     release_all(all, COUNT(all));
 }
 
 /* backward on a 1,000,000-deep chain: y = x + x + ... + x, so x.grad = 1,000,001. */
 static void test_deep_chain_backward(void) {
     enum { DEPTH = 1000000 };
-    int32_t x = MAKE(mg_leaf(0.5));
-    int32_t y = MAKE(mg_retain(x));
+    mg_handle x = MAKE(mg_leaf(0.5));
+    mg_handle y = MAKE(mg_retain(x));
     for (int32_t k = 0; k < DEPTH; k++) {
-        int32_t next = MAKE(mg_add(y, x));
+        mg_handle next = MAKE(mg_add(y, x));
         mg_release(y);
         y = next;
     }
@@ -490,11 +491,11 @@ static void test_deep_chain_backward(void) {
  * with every node kept, then shrinks once they are dropped. */
 static void test_growth(void) {
     enum { STEPS = 2500000 }; /* two nodes per a + 1.0 */
-    int32_t x = MAKE(mg_leaf(1.0));
-    int32_t y = MAKE(mg_retain(x)), mid = -1;
+    mg_handle x = MAKE(mg_leaf(1.0));
+    mg_handle y = MAKE(mg_retain(x)), mid = -1;
     int64_t grew = 0, cap = mg_capacity();
     for (int32_t k = 0; k < STEPS; k++) {
-        int32_t next = MAKE(mg_add_const(y, 1.0));
+        mg_handle next = MAKE(mg_add_const(y, 1.0));
         mg_release(y);
         y = next;
         if (k == STEPS / 2) mid = MAKE(mg_retain(y));
@@ -508,7 +509,7 @@ static void test_growth(void) {
     CHECK_INT(mg_backward(y), MG_OK);
     CHECK_DOUBLE(mg_grad(x), 1.0);
     CHECK_DOUBLE(mg_grad(mid), 1.0);
-    int32_t p[2];
+    mg_handle p[2];
     CHECK_INT(parents(mid, p), 2);
     CHECK_DOUBLE(mg_data(p[0]), 1.0 + STEPS / 2);
     CHECK_DOUBLE(mg_data(p[1]), 1.0);
@@ -527,23 +528,23 @@ static void test_growth(void) {
 }
 
 /* Some graph on x: garbage is made around it so compaction has to move it. */
-static int32_t small_graph(int32_t x, double c) {
-    int32_t a = MAKE(mg_mul_const(x, c));
-    int32_t b = MAKE(mg_tanh(a));
-    int32_t d = MAKE(mg_add(b, x));
-    int32_t e = MAKE(mg_pow(d, 2.0, 1));
-    int32_t f = MAKE(mg_mul(e, a));
-    int32_t g = MAKE(mg_relu(f));
+static mg_handle small_graph(mg_handle x, double c) {
+    mg_handle a = MAKE(mg_mul_const(x, c));
+    mg_handle b = MAKE(mg_tanh(a));
+    mg_handle d = MAKE(mg_add(b, x));
+    mg_handle e = MAKE(mg_pow(d, 2.0, 1));
+    mg_handle f = MAKE(mg_mul(e, a));
+    mg_handle g = MAKE(mg_relu(f));
     mg_set_text(e, MG_TEXT_LABEL, "e", 1);
-    int32_t drop[] = {a, b, d, e, f};
+    mg_handle drop[] = {a, b, d, e, f};
     release_all(drop, COUNT(drop));
     return g;
 }
 
-static void make_garbage(int32_t count) {
-    int32_t h = MAKE(mg_leaf(1.0));
+static void make_garbage(mg_handle count) {
+    mg_handle h = MAKE(mg_leaf(1.0));
     for (int32_t k = 0; k < count; k++) {
-        int32_t next = MAKE(mg_mul_const(h, 1.0));
+        mg_handle next = MAKE(mg_mul_const(h, 1.0));
         mg_release(h);
         h = next;
     }
@@ -552,11 +553,11 @@ static void make_garbage(int32_t count) {
 
 static void test_reclamation(void) {
     make_garbage(5000);
-    int32_t x = MAKE(mg_leaf(0.75));
-    int32_t g = small_graph(x, 2.0);
+    mg_handle x = MAKE(mg_leaf(0.75));
+    mg_handle g = small_graph(x, 2.0);
     make_garbage(5000);
-    int32_t x2 = MAKE(mg_leaf(-0.5));
-    int32_t g2 = small_graph(x2, 3.0);
+    mg_handle x2 = MAKE(mg_leaf(-0.5));
+    mg_handle g2 = small_graph(x2, 3.0);
     CHECK_INT(mg_backward(g), MG_OK);
     Snapshot before, after;
     snapshot(g, &before);
@@ -568,8 +569,9 @@ static void test_reclamation(void) {
     check_same_snapshot(&before, &after);
     CHECK_DOUBLE(mg_grad(x), before.grad[before.n - 1]);
     char label[4];
-    int32_t nodes_g[16], pos[32];
-    int32_t n = mg_trace(g, 16, nodes_g, pos);
+    mg_handle nodes_g[16];
+    int32_t pos[32];
+    mg_handle n = mg_trace(g, 16, nodes_g, pos);
     CHECK_INT(n, 8);
     CHECK_INT(mg_get_text(nodes_g[2], MG_TEXT_LABEL, label, sizeof label), 1); /* e */
     CHECK(label[0] == 'e');
@@ -588,7 +590,7 @@ static void test_reclamation(void) {
     snapshot(g, &after);
     check_same_snapshot(&before, &after);
     /* A new node in the slot of a dropped labelled node has no label. */
-    int32_t fresh[16];
+    mg_handle fresh[16];
     for (int32_t k = 0; k < 16; k++) {
         fresh[k] = MAKE(mg_leaf(k));
         CHECK_INT(mg_get_text(fresh[k], MG_TEXT_LABEL, label, sizeof label), 0);
@@ -599,12 +601,12 @@ static void test_reclamation(void) {
 
 /* Building and dropping graphs over and over reuses the arena instead of growing it. */
 static void test_arena_reuse(void) {
-    int32_t keep = MAKE(mg_leaf(2.0));
+    mg_handle keep = MAKE(mg_leaf(2.0));
     int64_t peak = 0;
     for (int round = 0; round < 100; round++) {
-        int32_t h = MAKE(mg_retain(keep));
+        mg_handle h = MAKE(mg_retain(keep));
         for (int k = 0; k < 10000; k++) {
-            int32_t next = MAKE(mg_add(h, keep));
+            mg_handle next = MAKE(mg_add(h, keep));
             mg_release(h);
             h = next;
         }
@@ -620,14 +622,14 @@ static void test_arena_reuse(void) {
 /* ---------------------------------------------------------------- bad handles ----------- */
 
 /* mg_mlp for one neuron: its output handle, or the status. */
-static int32_t neuron(const int32_t *sizes, const int32_t *nonlin, const int32_t *params,
-                      const int32_t *inputs, const double *constants) {
-    int32_t out = -1;
+static mg_handle neuron(const int32_t *sizes, const int32_t *nonlin, const mg_handle *params,
+                      const mg_handle *inputs, const double *constants) {
+    mg_handle out = -1;
     int32_t status = mg_mlp(1, sizes, nonlin, params, inputs, constants, &out);
     return status == MG_OK ? out : status;
 }
 
-static void check_bad_handle(int line, int32_t bad, int32_t good) {
+static void check_bad_handle(int line, mg_handle bad, mg_handle good) {
     char what[96];
     snprintf(what, sizeof what, "handle %ld (line %d)", (long)bad, line);
     const char *saved = current_test;
@@ -635,7 +637,8 @@ static void check_bad_handle(int line, int32_t bad, int32_t good) {
     CHECK_INT(mg_add(good, bad), MG_ERR_BAD_HANDLE); /* a bad right operand too */
     CHECK_INT(mg_mul(good, bad), MG_ERR_BAD_HANDLE);
     int64_t nodes = mg_node_count(), handles = mg_handle_count();
-    int32_t pair[2] = {good, bad}, out[4] = {-9, -9, -9, -9}, pos[8];
+    mg_handle pair[2] = {good, bad}, out[4] = {-9, -9, -9, -9};
+    int32_t pos[8];
     char buf[8] = "xxxxxxx";
     CHECK_FAILS(mg_add(bad, good), MG_ERR_BAD_HANDLE);
     if (bad >= 0) CHECK_FAILS(mg_add(good, bad), MG_ERR_BAD_HANDLE);
@@ -664,13 +667,14 @@ static void check_bad_handle(int line, int32_t bad, int32_t good) {
     CHECK(strcmp(buf, "xxxxxxx") == 0);
     CHECK_INT(mg_backward(bad), MG_ERR_BAD_HANDLE);
     CHECK_INT(mg_local_backward(bad), MG_ERR_BAD_HANDLE);
-    int32_t traced = mg_trace(bad, 4, out, pos);
+    mg_handle traced = mg_trace(bad, 4, out, pos);
     CHECK_INT(traced, MG_ERR_BAD_HANDLE);
     if (traced > 0 && traced <= 4) release_all(out, traced);
     CHECK_INT(mg_zero_grads(pair, 2), MG_ERR_BAD_HANDLE);
     /* mg_mlp, a 1-input neuron: a bad input (a negative one means "the number in constants"),
      * then a bad weight, then a bad bias. */
-    int32_t sizes[] = {1, 1}, nonlin[] = {1}, params[] = {good, good}, in[] = {bad};
+    int32_t sizes[] = {1, 1}, nonlin[] = {1};
+    mg_handle params[] = {good, good}, in[] = {bad};
     double constants[] = {0.0};
     if (bad >= 0) CHECK_FAILS(neuron(sizes, nonlin, params, in, constants), MG_ERR_BAD_HANDLE);
     in[0] = good;
@@ -687,20 +691,21 @@ static void check_bad_handle(int line, int32_t bad, int32_t good) {
 }
 
 static void test_bad_handles(void) {
-    int32_t good = MAKE(mg_leaf(1.5));
+    mg_handle good = MAKE(mg_leaf(1.5));
     mg_set_grad(good, 0.25); /* a failed mg_zero_grads must not zero it */
-    int32_t released = MAKE(mg_leaf(2.0));
+    mg_handle released = MAKE(mg_leaf(2.0));
     mg_release(released);
-    int32_t unused = good > released ? good + 1 : released + 1;
-    int32_t bad[] = {-1, -3, INT32_MIN, INT32_MAX, 1 << 30, unused, released};
+    mg_handle unused = good > released ? good + 1 : released + 1;
+    mg_handle bad[] = {-1, -3, INT32_MIN, INT32_MAX, 1 << 30, unused, released};
     for (int32_t k = 0; k < COUNT(bad); k++) check_bad_handle(__LINE__, bad[k], good);
     mg_release(good);
     CHECK_INT(mg_handle_count(), 0);
 }
 
 static void test_bad_arguments(void) {
-    int32_t a = MAKE(mg_leaf(1.0));
-    int32_t out[4], pos[8];
+    mg_handle a = MAKE(mg_leaf(1.0));
+    mg_handle out[4];
+    int32_t pos[8];
     int64_t nodes = mg_node_count();
     CHECK_INT(mg_trace(a, -1, out, pos), MG_ERR_BAD_ARGUMENT);
     CHECK_INT(mg_set_text(a, 2, "x", 1), MG_ERR_BAD_ARGUMENT);
@@ -709,7 +714,8 @@ static void test_bad_arguments(void) {
     CHECK_INT(mg_set_node_limit(0), MG_ERR_BAD_ARGUMENT);
     CHECK_INT(mg_set_node_limit(-5), MG_ERR_BAD_ARGUMENT);
     CHECK_INT(mg_set_node_limit(MAX_NODE_LIMIT + 1), MG_ERR_BAD_ARGUMENT);
-    int32_t sizes[] = {1, 1}, nonlin[] = {0}, params[] = {a, a}, in[] = {a};
+    int32_t sizes[] = {1, 1}, nonlin[] = {0};
+    mg_handle params[] = {a, a}, in[] = {a};
     double constants[] = {0.0};
     CHECK_INT(mg_mlp(0, sizes, nonlin, params, in, constants, out), MG_ERR_BAD_ARGUMENT);
     CHECK_INT(mg_mlp(-1, sizes, nonlin, params, in, constants, out), MG_ERR_BAD_ARGUMENT);
@@ -726,8 +732,8 @@ static void test_bad_arguments(void) {
 
 static void test_node_limit(void) {
     enum { LIMIT = 5000 };
-    int32_t held[LIMIT + 1];
-    int32_t n = 0, status = 0;
+    mg_handle held[LIMIT + 1];
+    mg_handle n = 0, status = 0;
     CHECK_INT(mg_set_node_limit(LIMIT), MG_OK);
     /* All held: the first leaf past the limit fails (the arena's 1024 slots grow up to it). */
     while (n <= LIMIT && (status = mg_leaf(n)) >= 0) held[n++] = status;
@@ -735,9 +741,10 @@ static void test_node_limit(void) {
     CHECK_INT(n, LIMIT);
     CHECK_INT(mg_node_count(), LIMIT);
     /* Every maker says so and makes nothing; nothing held is touched. */
-    int32_t sizes[] = {1, 1}, nonlin[] = {1}, params[] = {held[0], held[1]}, out[2];
+    int32_t sizes[] = {1, 1}, nonlin[] = {1};
+    mg_handle params[] = {held[0], held[1]}, out[2];
     double constants[] = {2.0};
-    int32_t in[] = {-1};
+    mg_handle in[] = {-1};
     CHECK_INT(mg_add(held[1], held[2]), MG_ERR_NODE_LIMIT);
     CHECK_INT(mg_mul_const(held[1], 2.0), MG_ERR_NODE_LIMIT);
     CHECK_INT(mg_pow(held[1], 2.0, 1), MG_ERR_NODE_LIMIT);
@@ -749,7 +756,7 @@ static void test_node_limit(void) {
     /* One slot free: a + 1.0 needs two (the constant's leaf and the sum) and fails whole. */
     mg_release(held[--n]);
     CHECK_INT(mg_add_const(held[1], 1.0), MG_ERR_NODE_LIMIT);
-    int32_t one = MAKE(mg_relu(held[3]));
+    mg_handle one = MAKE(mg_relu(held[3]));
     CHECK_DOUBLE(mg_data(one), 3.0);
     mg_release(one);
     /* An mlp needing more nodes than the limit fails before it starts. */
@@ -758,9 +765,9 @@ static void test_node_limit(void) {
     int32_t big_sizes[] = {1, LIMIT};
     CHECK_INT(mg_mlp(1, big_sizes, nonlin, params, in, constants, out), MG_ERR_NODE_LIMIT);
     /* Usable again: a whole graph up to the limit, with exact data. */
-    int32_t h = MAKE(mg_retain(held[1]));
+    mg_handle h = MAKE(mg_retain(held[1]));
     for (int32_t k = 0; k < LIMIT / 2 - 2; k++) {
-        int32_t next = MAKE(mg_add(h, held[1]));
+        mg_handle next = MAKE(mg_add(h, held[1]));
         mg_release(h);
         h = next;
     }
@@ -772,13 +779,13 @@ static void test_node_limit(void) {
     CHECK_INT(mg_set_node_limit(1), MG_OK);
     CHECK_INT(mg_collect(), MG_OK);
     CHECK_INT(mg_node_count(), 2);
-    int32_t fill[LIMIT], filled = 0;
+    mg_handle fill[LIMIT], filled = 0;
     while (filled < LIMIT && (status = mg_leaf(0.0)) >= 0) fill[filled++] = status;
     CHECK_INT(status, MG_ERR_NODE_LIMIT);
     release_all(fill, filled);
     mg_release(held[0]);
     mg_release(held[1]);
-    int32_t last = MAKE(mg_leaf(1.0));
+    mg_handle last = MAKE(mg_leaf(1.0));
     CHECK_DOUBLE(mg_data(last), 1.0);
     mg_release(last);
     CHECK_INT(mg_set_node_limit(MAX_NODE_LIMIT), MG_OK);
@@ -787,17 +794,17 @@ static void test_node_limit(void) {
 /* ---------------------------------------------------------------- mg_mlp ---------------- */
 
 /* micrograd's neuron, op by op: sum((wi*xi for ...), b), then ReLU if nonlin. */
-static int32_t neuron_by_ops(const int32_t *w, int32_t nin, const int32_t *x, const double *c,
+static mg_handle neuron_by_ops(const mg_handle *w, mg_handle nin, const mg_handle *x, const double *c,
                              bool nonlin) {
-    int32_t acc = MAKE(mg_retain(w[nin]));
+    mg_handle acc = MAKE(mg_retain(w[nin]));
     for (int32_t k = 0; k < nin; k++) {
-        int32_t product = x[k] >= 0 ? MAKE(mg_mul(w[k], x[k])) : MAKE(mg_mul_const(w[k], c[k]));
-        int32_t next = MAKE(mg_add(acc, product));
+        mg_handle product = x[k] >= 0 ? MAKE(mg_mul(w[k], x[k])) : MAKE(mg_mul_const(w[k], c[k]));
+        mg_handle next = MAKE(mg_add(acc, product));
         mg_release(product), mg_release(acc);
         acc = next;
     }
     if (nonlin) {
-        int32_t r = MAKE(mg_relu(acc));
+        mg_handle r = MAKE(mg_relu(acc));
         mg_release(acc);
         acc = r;
     }
@@ -807,27 +814,27 @@ static int32_t neuron_by_ops(const int32_t *w, int32_t nin, const int32_t *x, co
 /* The same MLP called through mg_mlp and built op by op must be the same graph node for node
  * (mg_trace sees the same ops, data and shape) with the same grads, bit for bit. */
 static void compare_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *nonlin,
-                        const int32_t *inputs, const double *constants) {
-    int32_t params[256], nparams = 0, nout = sizes[nlayers];
+                        const mg_handle *inputs, const double *constants) {
+    mg_handle params[256], nparams = 0, nout = sizes[nlayers];
     uint32_t seed = 12345;
     for (int32_t l = 0; l < nlayers; l++)
         for (int32_t k = 0; k < (sizes[l] + 1) * sizes[l + 1]; k++)
             params[nparams++] = MAKE(mg_leaf(uniform(&seed)));
 
     int64_t nodes = mg_node_count(), handles = mg_handle_count();
-    int32_t out[16];
+    mg_handle out[16];
     CHECK_INT(mg_mlp(nlayers, sizes, nonlin, params, inputs, constants, out), MG_OK);
     CHECK_INT(mg_handle_count(), handles + nout); /* hidden activations get no handle */
     int64_t made_nodes = mg_node_count() - nodes;
 
     /* By ops, layer by layer (a layer's outputs are the next layer's Value inputs). */
-    int32_t x[16], y[16], nx = sizes[0];
+    mg_handle x[16], y[16], nx = sizes[0];
     double c[16];
     for (int32_t k = 0; k < nx; k++) {
         x[k] = inputs[k] >= 0 ? MAKE(mg_retain(inputs[k])) : -1;
         c[k] = constants[k];
     }
-    const int32_t *w = params;
+    const mg_handle *w = params;
     nodes = mg_node_count();
     for (int32_t l = 0; l < nlayers; l++) {
         for (int32_t j = 0; j < sizes[l + 1]; j++, w += sizes[l] + 1)
@@ -847,7 +854,7 @@ static void compare_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *no
     }
     /* The grads each graph gives every parameter and Value input. */
     double grads[2][256 + 16];
-    int32_t *roots[2] = {out, x};
+    mg_handle *roots[2] = {out, x};
     for (int g = 0; g < 2; g++) {
         CHECK_INT(mg_zero_grads(params, nparams), MG_OK);
         for (int32_t k = 0; k < sizes[0]; k++)
@@ -869,19 +876,22 @@ static void compare_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *no
 }
 
 static void test_mlp(void) {
-    int32_t a = MAKE(mg_leaf(0.25)), b = MAKE(mg_leaf(-1.5));
+    mg_handle a = MAKE(mg_leaf(0.25)), b = MAKE(mg_leaf(-1.5));
     /* MLP(3, [4, 4, 1]) on [Value, 0.5, Value]: a number input gets a leaf per neuron. */
-    int32_t sizes[] = {3, 4, 4, 1}, nonlin[] = {1, 1, 0}, inputs[] = {a, -1, b};
+    int32_t sizes[] = {3, 4, 4, 1}, nonlin[] = {1, 1, 0};
+    mg_handle inputs[] = {a, -1, b};
     double constants[] = {0.0, 0.5, 0.0};
     compare_mlp(3, sizes, nonlin, inputs, constants);
     /* A Layer(2, 3) on numbers only, and a ReLU Neuron(2) on Values only. */
-    int32_t layer_sizes[] = {2, 3}, relu[] = {1}, numbers[] = {-1, -1};
+    int32_t layer_sizes[] = {2, 3}, relu[] = {1};
+    mg_handle numbers[] = {-1, -1};
     double pair[] = {0.75, -2.0};
     compare_mlp(1, layer_sizes, relu, numbers, pair);
-    int32_t neuron_sizes[] = {2, 1}, values[] = {a, b};
+    int32_t neuron_sizes[] = {2, 1};
+    mg_handle values[] = {a, b};
     compare_mlp(1, neuron_sizes, relu, values, pair);
     /* A neuron of no inputs is its bias: the output is the bias's own node. */
-    int32_t bias = MAKE(mg_leaf(0.5)), out;
+    mg_handle bias = MAKE(mg_leaf(0.5)), out;
     int32_t empty_sizes[] = {0, 1}, linear[] = {0};
     CHECK_INT(mg_mlp(1, empty_sizes, linear, &bias, NULL, NULL, &out), MG_OK);
     CHECK(out == bias);
@@ -892,14 +902,15 @@ static void test_mlp(void) {
 /* ---------------------------------------------------------------- mg_trace -------------- */
 
 static void test_trace(void) {
-    int32_t a = MAKE(mg_leaf(2.0)), b = MAKE(mg_leaf(3.0));
-    int32_t ab = MAKE(mg_mul(a, b));
-    int32_t s = MAKE(mg_add(ab, a));
-    int32_t p = MAKE(mg_pow(s, 2.0, 1));     /* its exponent leaf is hidden */
-    int32_t root = MAKE(mg_add_const(p, 1.0)); /* its 1.0 leaf is not */
+    mg_handle a = MAKE(mg_leaf(2.0)), b = MAKE(mg_leaf(3.0));
+    mg_handle ab = MAKE(mg_mul(a, b));
+    mg_handle s = MAKE(mg_add(ab, a));
+    mg_handle p = MAKE(mg_pow(s, 2.0, 1));     /* its exponent leaf is hidden */
+    mg_handle root = MAKE(mg_add_const(p, 1.0)); /* its 1.0 leaf is not */
     mg_release(ab), mg_release(s), mg_release(p);
     enum { N = 7 }; /* root, its 1.0, p, s, ab, b, a */
-    int32_t nodes[N + 1], pos[2 * (N + 1)];
+    mg_handle nodes[N + 1];
+    int32_t pos[2 * (N + 1)];
     for (int k = 0; k < 2 * (N + 1); k++) pos[k] = -7;
     int64_t handles = mg_handle_count();
 
@@ -913,13 +924,13 @@ static void test_trace(void) {
     CHECK_INT(nodes[0], root);
     CHECK_INT(nodes[N - 1], a);
     CHECK_INT(nodes[N - 2], b);
-    int32_t ops[N] = {MG_ADD, MG_LEAF, MG_POWI, MG_ADD, MG_MUL, MG_LEAF, MG_LEAF};
+    mg_handle ops[N] = {MG_ADD, MG_LEAF, MG_POWI, MG_ADD, MG_MUL, MG_LEAF, MG_LEAF};
     for (int32_t k = 0; k < N; k++) {
         CHECK_INT(mg_op(nodes[k]), ops[k]);
-        int32_t par[2];
-        int32_t count = parents(nodes[k], par);
+        mg_handle par[2];
+        mg_handle count = parents(nodes[k], par);
         for (int32_t q = 0; q < 2; q++) {
-            int32_t at = pos[2 * k + q];
+            mg_handle at = pos[2 * k + q];
             if (q >= count) {
                 CHECK_INT(at, -1);
                 continue;
@@ -943,7 +954,7 @@ static void test_trace(void) {
 /* ---------------------------------------------------------------- texts ----------------- */
 
 static void test_texts(void) {
-    int32_t a = MAKE(mg_leaf(1.0)), b = MAKE(mg_leaf(2.0));
+    mg_handle a = MAKE(mg_leaf(1.0)), b = MAKE(mg_leaf(2.0));
     char buf[16];
     CHECK_INT(mg_get_text(a, MG_TEXT_LABEL, buf, sizeof buf), 0);
     CHECK_INT(mg_set_text(a, MG_TEXT_LABEL, "weight", 6), MG_OK);
@@ -971,7 +982,7 @@ static void test_texts(void) {
 
     /* Many nodes labelled out of order: each keeps its own. */
     enum { N = 200 };
-    int32_t h[N];
+    mg_handle h[N];
     for (int32_t k = 0; k < N; k++) h[k] = MAKE(mg_leaf(k));
     for (int32_t k = N; k-- > 0;) {
         char text[16];
@@ -1011,10 +1022,10 @@ typedef struct {
 
 static void *build_and_backward(void *arg) {
     Work *work = arg;
-    int32_t x = mg_leaf(work->start);
-    int32_t y = mg_retain(x);
+    mg_handle x = mg_leaf(work->start);
+    mg_handle y = mg_retain(x);
     for (int k = 0; k < 100000; k++) {
-        int32_t next = mg_add(y, x);
+        mg_handle next = mg_add(y, x);
         mg_release(y);
         y = next;
     }

@@ -64,16 +64,16 @@ static void problem(int line, const char *what, long long value) {
  * mg_parents, and backward; the Values kept must keep their numbers throughout. */
 static void workload(void) {
     enum { KEPT = 8 };
-    int32_t x = mg_leaf(2.0);
+    mg_handle x = mg_leaf(2.0);
     EXPECT_MADE_OR_NOMEM(x);
     if (x < 0) return;
-    int32_t kept[KEPT];
+    mg_handle kept[KEPT];
     double kept_data[KEPT];
     int nkept = 0;
-    int32_t y = mg_retain(x);
+    mg_handle y = mg_retain(x);
     double y_data = 2.0;
     for (int k = 0; k < 3000; k++) {
-        int32_t next = k % 3 ? mg_add(y, x) : mg_mul_const(y, 1.0);
+        mg_handle next = k % 3 ? mg_add(y, x) : mg_mul_const(y, 1.0);
         EXPECT_MADE_OR_NOMEM(next);
         if (next < 0) continue;
         mg_release(y);
@@ -92,10 +92,10 @@ static void workload(void) {
             EXPECT(status == MG_OK || status == MG_ERR_NOMEM);
         }
         if (k % 1000 == 999) { /* garbage enough to fill, compact and shrink the arena */
-            int32_t g = mg_leaf(1.0);
+            mg_handle g = mg_leaf(1.0);
             EXPECT_MADE_OR_NOMEM(g);
             for (int j = 0; j < 20000 && g >= 0; j++) {
-                int32_t m = mg_mul_const(g, 1.0);
+                mg_handle m = mg_mul_const(g, 1.0);
                 EXPECT_MADE_OR_NOMEM(m);
                 mg_release(g);
                 g = m;
@@ -109,17 +109,19 @@ static void workload(void) {
     }
     EXPECT(mg_data(y) == y_data);
     if (nkept > 0) {
-        int32_t nodes[8192], pos[16384];
+        mg_handle nodes[8192];
+        int32_t pos[16384];
         int32_t n = mg_trace(kept[0], 8192, nodes, pos);
         EXPECT((n > 0 && n <= 8192) || n == MG_ERR_NOMEM);
         for (int32_t k = 0; n <= 8192 && k < n; k++) mg_release(nodes[k]);
     }
-    int32_t parents[2];
+    mg_handle parents[2];
     int32_t np = mg_parents(y, parents);
     EXPECT(np == 2 || np == MG_ERR_NOMEM);
     for (int32_t k = 0; k < np; k++) mg_release(parents[k]);
     /* MLP(2, [3, 1]) with every weight x, on [x, 0.5] */
-    int32_t sizes[] = {2, 3, 1}, nonlin[] = {1, 0}, params[13], inputs[] = {x, -1}, out[1];
+    int32_t sizes[] = {2, 3, 1}, nonlin[] = {1, 0};
+    mg_handle params[13], inputs[] = {x, -1}, out[1];
     double constants[] = {0.0, 0.5};
     for (int k = 0; k < 13; k++) params[k] = x;
     int32_t status = mg_mlp(2, sizes, nonlin, params, inputs, constants, out);
