@@ -321,8 +321,8 @@ static inline int32_t propagate(uint32_t i) {
         return MG_OK;
     case MG_POW:
     case MG_POWI: { /* out = a ** e; d/da = e * a ** (e - 1) */
-        double e = A.data[b], p;
-        int32_t status = py_pow(A.data[a], e - 1.0, &p);
+        double e = A.data[b], p; /* e - 1 is kept beside e: see make_unary */
+        int32_t status = py_pow(A.data[a], A.grad[b], &p);
         if (status) return status;
         A.grad[a] += (e * p) * g;
         return MG_OK;
@@ -370,7 +370,7 @@ static mg_handle make_binary(uint8_t op, mg_handle a, mg_handle b, bool b_is_con
     return h;
 }
 
-static mg_handle make_unary(uint8_t op, mg_handle a, double exponent) {
+static mg_handle make_unary(uint8_t op, mg_handle a, double exponent, double exponent_minus_one) {
     if (!valid(a)) return MG_ERR_BAD_HANDLE;
     bool is_pow = op == MG_POW || op == MG_POWI;
     int32_t status = reserve(is_pow ? 2 : 1);
@@ -379,7 +379,11 @@ static mg_handle make_unary(uint8_t op, mg_handle a, double exponent) {
     double out;
     status = unary_forward(op, A.data[x], exponent, &out);
     if (status) return status;
+    /* A ** node's exponent is a hidden leaf: no Value's, never reached by backward, so its
+     * grad field is free to hold the e - 1 of the local backward.  For a Python int e beyond
+     * 2**53, float(e - 1) is not float(e) - 1, and micrograd computes the former. */
     uint32_t e = is_pow ? push(MG_LEAF, exponent, NO_NODE, NO_NODE) : NO_NODE;
+    if (is_pow) A.grad[e] = exponent_minus_one;
     mg_handle h = handle_for(push(op, out, x, e));
     if (h < 0) A.len -= is_pow ? 2 : 1;
     return h;
@@ -403,10 +407,12 @@ mg_handle mg_add(mg_handle a, mg_handle b) { LOCKED(mg_handle, make_binary(MG_AD
 mg_handle mg_mul(mg_handle a, mg_handle b) { LOCKED(mg_handle, make_binary(MG_MUL, a, b, false, 0.0)); }
 mg_handle mg_add_const(mg_handle a, double b) { LOCKED(mg_handle, make_binary(MG_ADD, a, -1, true, b)); }
 mg_handle mg_mul_const(mg_handle a, double b) { LOCKED(mg_handle, make_binary(MG_MUL, a, -1, true, b)); }
-mg_handle mg_pow(mg_handle a, double e, int is_int) { LOCKED(mg_handle, make_unary(is_int ? MG_POWI : MG_POW, a, e)); }
-mg_handle mg_relu(mg_handle a) { LOCKED(mg_handle, make_unary(MG_RELU, a, 0.0)); }
-mg_handle mg_tanh(mg_handle a) { LOCKED(mg_handle, make_unary(MG_TANH, a, 0.0)); }
-mg_handle mg_exp(mg_handle a) { LOCKED(mg_handle, make_unary(MG_EXP, a, 0.0)); }
+mg_handle mg_pow(mg_handle a, double e, double e_minus_1, int is_int) {
+    LOCKED(mg_handle, make_unary(is_int ? MG_POWI : MG_POW, a, e, e_minus_1));
+}
+mg_handle mg_relu(mg_handle a) { LOCKED(mg_handle, make_unary(MG_RELU, a, 0.0, 0.0)); }
+mg_handle mg_tanh(mg_handle a) { LOCKED(mg_handle, make_unary(MG_TANH, a, 0.0, 0.0)); }
+mg_handle mg_exp(mg_handle a) { LOCKED(mg_handle, make_unary(MG_EXP, a, 0.0, 0.0)); }
 mg_handle mg_custom(double data, int32_t n, const mg_handle *parents) { LOCKED(mg_handle, make_custom(data, n, parents)); }
 
 /* One neuron: bias + w[0]*x[0] + w[1]*x[1] + ..., then ReLU.  x[k] == NO_NODE means the
@@ -519,7 +525,34 @@ static int32_t set_release_mode(int32_t mode) {
     return MG_OK;
 }
 
+/* Sets each live handle's owner count to the number of times it appears in owned[] and frees
+ * the handles that do not appear: those whose owner vanished without releasing them (an
+ * interrupt between a C call's return and Python storing the handle). */
+static int64_t reclaim_unowned(const mg_handle *owned, int64_t n) {
+    if (n < 0) return MG_ERR_BAD_ARGUMENT;
+    uint32_t *owners = calloc(A.handles_len ? A.handles_len : 1, sizeof *owners);
+    if (!owners) return MG_ERR_NOMEM;
+    for (int64_t k = 0; k < n; k++)
+        if (valid(owned[k])) owners[slot_of(owned[k])]++; /* stale or made-up: owns nothing */
+    int64_t freed = 0;
+    for (uint32_t h = 0; h < A.handles_len; h++) {
+        if (!A.handles[h].refs || owners[h] == A.handles[h].refs) continue;
+        if (owners[h] == 0) {
+            A.handles[h].refs = 1;
+            drop_handle(handle_value(h));
+            freed++;
+        } else {
+            A.handles[h].refs = owners[h];
+        }
+    }
+    free(owners);
+    return freed;
+}
+
 mg_handle mg_retain(mg_handle h) { LOCKED(mg_handle, retain(h)); }
+int64_t mg_reclaim_unowned(const mg_handle *owned, int64_t n) {
+    LOCKED(int64_t, reclaim_unowned(owned, n));
+}
 int32_t mg_release(mg_handle h) { LOCKED(int32_t, release(h)); }
 void mg_release_now(mg_handle h) {
     pthread_mutex_lock(&A.lock);

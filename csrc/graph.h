@@ -57,7 +57,9 @@ mg_handle mg_add(mg_handle a, mg_handle b);
 mg_handle mg_mul(mg_handle a, mg_handle b);
 mg_handle mg_add_const(mg_handle a, double b);      /* a + Value(b): the leaf is made too */
 mg_handle mg_mul_const(mg_handle a, double b);      /* a * Value(b) */
-mg_handle mg_pow(mg_handle a, double exponent, int exponent_is_int);
+/* a ** e: exponent is float(e) and exponent_minus_one float(e - 1), as Python computes them
+ * (for an int e beyond 2**53 these differ from float(e) - 1). */
+mg_handle mg_pow(mg_handle a, double exponent, double exponent_minus_one, int exponent_is_int);
 mg_handle mg_relu(mg_handle a);
 mg_handle mg_tanh(mg_handle a);
 mg_handle mg_exp(mg_handle a);
@@ -92,7 +94,11 @@ enum mg_release_mode { MG_RELEASE_NOW = 0, MG_RELEASE_LATER = 1, MG_RELEASE_NEVE
 mg_handle mg_retain(mg_handle h);    /* one more owner of h; returns h */
 int32_t mg_release(mg_handle h);     /* the owner is gone: 1 if the release was put off */
 void mg_release_now(mg_handle h);    /* the owner is gone, whatever the mode */
-int32_t mg_set_release_mode(int32_t mode); /* NEVER is final */        /* the owner is gone; never fails */
+int32_t mg_set_release_mode(int32_t mode); /* NEVER is final */
+/* owned[n] lists the handle of every live owner, once per owner: each live handle's owner count
+ * becomes its number of appearances, and handles that do not appear are freed.  Returns how
+ * many were freed.  For recovering from an interrupt, when Python has counted its Values. */
+int64_t mg_reclaim_unowned(const mg_handle *owned, int64_t n);        /* the owner is gone; never fails */
 
 /* Reading and writing a node.  A bad handle reads as NaN / fails with MG_ERR_BAD_HANDLE. */
 double mg_data(mg_handle h);

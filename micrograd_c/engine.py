@@ -5,11 +5,26 @@ A Value holds one integer: a handle the C core maps to its node.  Every operator
 call that sweeps the graph without recursion.  Operators that micrograd composes from others
 (`-a`, `a - b`, `a / b`, the reflected forms) are composed the same way here, so the graph is
 micrograd's node for node.
+
+The rest of this module is about lifetimes (docs/design.md, "Lifetimes and identity"):
+- a Value's finalizer releases its handle, except while the garbage collector runs: then the
+  garbage's other finalizers may still read it, so the release waits until it is really gone;
+- `_prev` hands out one object per node for as long as that object lives (the lecture's
+  `draw_dot` names nodes by `id()`);
+- a Ctrl-C is never swallowed by a finalizer, and a handle it strands is given back.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Union
+import _thread
+import atexit
+import copyreg
+import functools
+import gc
+import sys
+import threading
+import weakref
+from typing import Any, Callable, Iterable, Union
 
 from micrograd_c._core import check, error, ffi, get_text, lib, set_text
 
@@ -21,6 +36,8 @@ Number = Union[int, float]
 _mg_add, _mg_mul = lib.mg_add, lib.mg_mul
 _mg_add_const, _mg_mul_const = lib.mg_add_const, lib.mg_mul_const
 _mg_data, _mg_grad, _mg_leaf = lib.mg_data, lib.mg_grad, lib.mg_leaf
+_mg_set_data, _mg_set_grad = lib.mg_set_data, lib.mg_set_grad
+_release, _release_now = lib.mg_release, lib.mg_release_now
 
 _NO_CHILDREN: tuple[Value, ...] = ()
 
@@ -33,17 +50,177 @@ _OP_TEXT = {
     lib.MG_EXP: "exp",
 }
 
+# Exceptions an operator raises itself (bad input, float errors): anything else escaping an
+# operator came from outside, like a Ctrl-C, and may have stranded a handle (see _stranded).
+_OWN_ERRORS = (TypeError, ValueError, ArithmeticError, MemoryError, AssertionError)
+
 
 def _to_float(x: Any) -> float:
-    """A number for the arena, accepted and refused as micrograd's arithmetic would."""
-    if type(x) is float:
+    """A number for the arena, accepted and refused as micrograd's arithmetic would.
+
+    Floats and their subclasses (numpy.float64) go to C as they are: cffi reads their double."""
+    if isinstance(x, float):
         return x
     if isinstance(x, (str, bytes, bytearray)):  # float() would parse them; arithmetic would not
         raise TypeError(f"a Value holds a number, not {type(x).__name__}")
+    kind = type(x)
+    if not (hasattr(kind, "__float__") or hasattr(kind, "__index__")):
+        if kind.__name__ == "Value" and kind.__module__ == "micrograd.engine":
+            raise TypeError(
+                "a micrograd.engine.Value cannot be mixed with micrograd_c's Value: "
+                "build the whole graph with one engine"
+            )
+        raise TypeError(f"a Value holds a number, not {kind.__name__}")
+    return float(x)  # a user __float__'s own error is the user's to see
+
+
+# -- releases put off while the garbage collector runs ------------------------------------------
+#
+# The collector runs every finalizer of a garbage set before it frees any of it, so one
+# finalizer may read a Value whose own finalizer already ran.  While it runs, C puts releases
+# off (mg_release returns 1); the finalizer then only notes the Value, and its handle is released
+# when the Value is really freed (a weak reference's callback; a resurrected Value keeps it).
+
+_held: dict[weakref.ref[Value], int] = {}  # finalized Values whose release was put off
+_dead: list[int] = []  # handles of Values freed during a collection: released when it ends
+
+
+def _hold(value: Value) -> None:
+    _held[weakref.ref(value, _freed)] = value._h
+
+
+def _freed(
+    ref: weakref.ref[Value], _held: dict = _held, _dead: list = _dead, _release: Callable = _release
+) -> None:
+    handle = _held.pop(ref)
+    if _release(handle):  # still collecting: another finalizer may yet read through the node
+        _dead.append(handle)
+
+
+def _on_gc(
+    phase: str,
+    info: dict,
+    _set_mode: Callable = lib.mg_set_release_mode,
+    _dead: list = _dead,
+    _release_now: Callable = _release_now,
+) -> None:
+    if phase == "start":
+        _set_mode(lib.MG_RELEASE_LATER)
+        return
+    _set_mode(lib.MG_RELEASE_NOW)
+    while _dead:
+        _release_now(_dead.pop())
+
+
+gc.callbacks.append(_on_gc)
+# From interpreter exit on, nothing is released: module teardown runs finalizers in no useful
+# order, and the process is about to return all of its memory anyway.
+atexit.register(lib.mg_set_release_mode, lib.MG_RELEASE_NEVER)
+
+
+# -- interrupts ---------------------------------------------------------------------------------
+#
+# A KeyboardInterrupt raised inside a finalizer is printed and dropped by Python, and one that
+# lands between a C call's return and the store of its handle strands that handle (it would pin
+# its graph for ever).  Finalizers hand a Ctrl-C back to the main thread; a stranded handle is
+# noted, and the next backward() gives back every handle no Python object owns.
+
+_stranded = [False]
+# Handing a Ctrl-C back: from a new thread, so that it is not raised again at once inside the
+# finalizer (or hook) that caught it, but where the main thread runs next.  A C callable: no
+# Python frame of its own for another interrupt to land in.
+_redeliver = functools.partial(_thread.start_new_thread, _thread.interrupt_main, ())
+
+
+def _note_stranded(_stranded: list = _stranded) -> None:
+    _stranded[0] = True
+
+
+def _reclaim_stranded() -> None:
+    """Gives back the handles that no Value (or pending release) owns: one pass over the objects
+    the garbage collector tracks, which include every Value."""
+    _stranded[0] = False
+    held = {id(v) for v in (ref() for ref in list(_held)) if v is not None}  # owned by _held
+    owned = [
+        getattr(v, "_h", -1)
+        for v in gc.get_objects()
+        if isinstance(v, Value) and id(v) not in held
+    ]
+    owned += _held.values()
+    owned += _dead
+    with _shown_lock:
+        owned += [ref.handle for ref in _shown.values()]
+    check(lib.mg_reclaim_unowned(ffi.new("mg_handle[]", owned), len(owned)))
+
+
+def _deliver_interrupt(unraisable: Any, _previous: Callable = sys.unraisablehook) -> None:
+    """sys.unraisablehook: a Ctrl-C that landed on a Value finalizer's first instruction (before
+    its own handler) goes back to the main thread instead of being printed and lost."""
     try:
-        return float(x)
-    except TypeError:
-        raise TypeError(f"a Value holds a number, not {type(x).__name__}") from None
+        finalizer = unraisable.object
+        if unraisable.exc_type is KeyboardInterrupt and getattr(
+            finalizer, "_releases_a_value", False
+        ):
+            _stranded[0] = True  # that finalizer never released its handle
+            _redeliver()
+            return
+        _previous(unraisable)
+    except KeyboardInterrupt:  # another Ctrl-C, landing here: hand it on too
+        _redeliver()
+
+
+sys.unraisablehook = _deliver_interrupt
+
+
+# -- one object per node, as _prev shows it -----------------------------------------------------
+
+
+class _ShownRef(weakref.ref):  # type: ignore[type-arg]
+    """The registry's weak reference to the Value _prev handed out for a node.  The entry owns a
+    reference to the handle of its own, released when that Value is freed, so a Value fetched
+    from the registry while its finalizer runs (another thread) still has its node."""
+
+    __slots__ = ("handle",)
+    handle: int
+
+
+_shown: dict[int, _ShownRef] = {}
+_shown_lock = threading.RLock()  # re-entrant: a collection inside may free a registered Value
+
+
+def _shown_value(handle: int) -> Value:
+    """The one Value _prev shows for a node, given a new reference to its handle from C."""
+    if handle < 0:
+        raise error(handle)
+    with _shown_lock:
+        ref = _shown.get(handle)
+        value = ref() if ref is not None else None
+        if value is not None:
+            _release_now(handle)  # the entry and the Value hold the node already
+            return value
+        value = _new_value(Value)
+        value._h = handle
+        ref = _ShownRef(value, _unshow)
+        ref.handle = check(lib.mg_retain(handle))
+        _shown[handle] = ref
+        return value
+
+
+def _unshow(
+    ref: _ShownRef,
+    _shown: dict = _shown,
+    _dead: list = _dead,
+    _lock: Any = _shown_lock,
+    _release: Callable = _release,
+) -> None:
+    with _lock:
+        if _shown.get(ref.handle) is ref:
+            del _shown[ref.handle]
+    if _release(ref.handle):
+        _dead.append(ref.handle)
+
+
+# -- the Value ----------------------------------------------------------------------------------
 
 
 class Value:
@@ -57,23 +234,57 @@ class Value:
         self, data: Any, _children: Iterable[Value] = _NO_CHILDREN, _op: str = "", label: str = ""
     ) -> None:
         data = _to_float(data)
-        if _children is _NO_CHILDREN and not _op:  # the common case: a leaf
-            handle = _mg_leaf(data)
-            if handle < 0:
-                raise error(handle)
-        else:  # micrograd keeps a set of children (and set(None) is its TypeError)
-            handle = _make_custom(data, set(_children), _op)
+        try:
+            if _children is _NO_CHILDREN and not _op:  # the common case: a leaf
+                self._h = handle = _mg_leaf(data)
+                if handle < 0:
+                    raise error(handle)
+            else:  # micrograd keeps a set of children (and set(None) is its TypeError)
+                self._h = _make_custom(data, set(_children), _op)
+        except _OWN_ERRORS:
+            raise
+        except BaseException:
+            _note_stranded()
+            raise
         # (Calling __init__ again on a live Value would keep its old node alive; checking for
         # that with hasattr() would triple the cost of every Value(x).)
-        self._h = handle
         if label != "":  # (not `if label:`: a falsy non-str label is a TypeError too)
-            set_text(handle, lib.MG_TEXT_LABEL, label)
+            set_text(self._h, lib.MG_TEXT_LABEL, label)
 
-    def __del__(self, _release=lib.mg_release) -> None:  # bound now: module globals die first
+    def __del__(
+        self,
+        _release: Callable = _release,  # bound now: module globals are gone at exit
+        _hold: Callable = _hold,
+        _stranded: list = _stranded,
+        _redeliver: Callable = _redeliver,
+    ) -> None:
         try:
-            _release(self._h)
+            if _release(self._h):  # put off: the collector is running
+                _hold(self)
         except AttributeError:  # __init__ failed before the node was made
             pass
+        except KeyboardInterrupt:  # raised here it would be printed and lost: hand it back
+            _stranded[0] = True  # (it may have landed before _hold)
+            _redeliver()
+
+    __del__._releases_a_value = True  # type: ignore[attr-defined]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own __del__ need not call Value's: unless it names super().__del__, the
+        node is released after it runs, so forgetting super() never leaks the graph."""
+        super().__init_subclass__(**kwargs)
+        finalizer = cls.__dict__.get("__del__")
+        if finalizer is None or "__del__" in getattr(finalizer, "__code__", _NO_CODE).co_names:
+            return
+
+        def __del__(self: Value) -> None:
+            try:
+                finalizer(self)
+            finally:
+                Value.__del__(self)
+
+        __del__._releases_a_value = True  # type: ignore[attr-defined]
+        cls.__del__ = __del__  # type: ignore[method-assign]
 
     # -- data, grad and the graph, read from the arena ---------------------------------------
 
@@ -83,7 +294,9 @@ class Value:
 
     @data.setter
     def data(self, value: Any) -> None:
-        check(lib.mg_set_data(self._h, _to_float(value)))
+        status = _mg_set_data(self._h, value if type(value) is float else _to_float(value))
+        if status:
+            raise error(status)
 
     @property
     def grad(self) -> float:
@@ -91,13 +304,21 @@ class Value:
 
     @grad.setter
     def grad(self, value: Any) -> None:
-        check(lib.mg_set_grad(self._h, _to_float(value)))
+        status = _mg_set_grad(self._h, value if type(value) is float else _to_float(value))
+        if status:
+            raise error(status)
 
     @property
     def _prev(self) -> set[Value]:
         handles = ffi.new("mg_handle[2]")
-        count = check(lib.mg_parents(self._h, handles))
-        return {_adopt(handles[k]) for k in range(count)}
+        try:
+            count = check(lib.mg_parents(self._h, handles))
+            return {_shown_value(handles[k]) for k in range(count)}
+        except _OWN_ERRORS:
+            raise
+        except BaseException:
+            _note_stranded()
+            raise
 
     @property
     def _op(self) -> str:
@@ -121,46 +342,69 @@ class Value:
     # -- micrograd's primitives: one C call each ----------------------------------------------
 
     # + and * are the hot path (every loss and every update builds with them), so they make
-    # their Value in place rather than through _adopt(): a Python call less per operator.
+    # their Value in place rather than through _make(): a Python call less per operator.
+    # The new Value exists before the C call, so that its handle is stored the moment it comes
+    # back; an interrupt can land only on the call's return itself (see _stranded).
 
     def __add__(self, other: Value | Number) -> Value:
-        if isinstance(other, Value):
-            handle = _mg_add(self._h, other._h)
-        else:
-            handle = _mg_add_const(self._h, other if type(other) is float else _to_float(other))
+        try:
+            out = _new_value(Value)
+            if isinstance(other, Value):
+                out._h = handle = _mg_add(self._h, other._h)
+            else:
+                out._h = handle = _mg_add_const(
+                    self._h, other if type(other) is float else _to_float(other)
+                )
+        except _OWN_ERRORS:
+            raise
+        except BaseException:
+            _note_stranded()
+            raise
         if handle < 0:
             raise error(handle)
-        out = _new_value(Value)
-        out._h = handle
         return out
 
     def __mul__(self, other: Value | Number) -> Value:
-        if isinstance(other, Value):
-            handle = _mg_mul(self._h, other._h)
-        else:
-            handle = _mg_mul_const(self._h, other if type(other) is float else _to_float(other))
+        try:
+            out = _new_value(Value)
+            if isinstance(other, Value):
+                out._h = handle = _mg_mul(self._h, other._h)
+            else:
+                out._h = handle = _mg_mul_const(
+                    self._h, other if type(other) is float else _to_float(other)
+                )
+        except _OWN_ERRORS:
+            raise
+        except BaseException:
+            _note_stranded()
+            raise
         if handle < 0:
             raise error(handle)
-        out = _new_value(Value)
-        out._h = handle
         return out
 
     def __pow__(self, other: Number) -> Value:
         if not isinstance(other, (int, float)):
             raise AssertionError("only supporting int/float powers for now")
-        return _adopt(lib.mg_pow(self._h, float(other), isinstance(other, int)))
+        if isinstance(other, int):  # micrograd's backward uses other - 1 in exact int arithmetic
+            exponent, minus_one = float(other), float(other - 1)
+        else:
+            exponent = float(other)
+            minus_one = exponent - 1.0
+        return _make(lib.mg_pow, self._h, exponent, minus_one, isinstance(other, int))
 
     def relu(self) -> Value:
-        return _adopt(lib.mg_relu(self._h))
+        return _make(lib.mg_relu, self._h)
 
     def tanh(self) -> Value:
-        return _adopt(lib.mg_tanh(self._h))
+        return _make(lib.mg_tanh, self._h)
 
     def exp(self) -> Value:
-        return _adopt(lib.mg_exp(self._h))
+        return _make(lib.mg_exp, self._h)
 
     def backward(self) -> None:
         """Sets this Value's grad to 1 and adds d(self)/d(node) into every node it depends on."""
+        if _stranded[0]:
+            _reclaim_stranded()
         check(lib.mg_backward(self._h))
 
     def _backward(self) -> None:
@@ -201,22 +445,43 @@ class Value:
         return hash(self._h)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # The node's history lives in the arena of this process: a copy is a leaf.
-        return (_leaf_copy, (self.data, self.grad, self.label))
+        # The node's history lives in the arena of this process: a copy is a leaf.  A
+        # subclass's copy is of its class, with its own attributes.
+        args = (self.data, self.grad, self.label)
+        cls = type(self)
+        if cls is Value:
+            return (_leaf_copy, args)
+        return (_leaf_copy, (*args, cls), _subclass_state(self))
 
     def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
 
 
 _new_value = object.__new__
+_NO_CODE = compile("", "", "exec")
 
 
 def _adopt(handle: int) -> Value:
-    """A Value owning `handle`, a fresh reference from the C core (or a status to raise)."""
+    """A Value owning `handle`, a new reference from the C core (or a status to raise)."""
     if handle < 0:
         raise error(handle)
     value = _new_value(Value)
     value._h = handle
+    return value
+
+
+def _make(make: Callable[..., int], *args: Any) -> Value:
+    """A Value owning the new handle that the C call make(*args) returns (or its status)."""
+    try:
+        value = _new_value(Value)
+        value._h = handle = make(*args)
+    except _OWN_ERRORS:
+        raise
+    except BaseException:
+        _note_stranded()
+        raise
+    if handle < 0:
+        raise error(handle)
     return value
 
 
@@ -235,12 +500,29 @@ def _make_custom(data: float, children: set[Any], op: Any) -> int:
         try:
             set_text(handle, lib.MG_TEXT_OP, op)
         except BaseException:
-            lib.mg_release(handle)
+            lib.mg_release_now(handle)
             raise
     return handle
 
 
-def _leaf_copy(data: float, grad: float, label: str) -> Value:
-    value = Value(data, label=label)
+def _subclass_state(value: Value) -> tuple[dict[str, Any] | None, dict[str, Any] | None] | None:
+    """A subclass instance's own attributes, as copy and pickle restore them."""
+    attributes = getattr(value, "__dict__", None) or None
+    slots = {
+        name: getattr(value, name)
+        for name in copyreg._slotnames(type(value))  # type: ignore[attr-defined]
+        if name not in ("_h", "__weakref__") and hasattr(value, name)
+    }
+    if attributes is None and not slots:
+        return None
+    return attributes, slots or None
+
+
+def _leaf_copy(data: float, grad: float, label: str, cls: type[Value] = Value) -> Value:
+    value = _make(_mg_leaf, data) if cls is Value else _new_value(cls)
+    if cls is not Value:  # its __init__ may take other arguments: pickle never calls it
+        value._h = check(_mg_leaf(data))
     value.grad = grad
+    if label:
+        value.label = label
     return value

@@ -17,7 +17,7 @@ import random
 from typing import Any, Callable, Iterable, Sequence
 
 from micrograd_c._core import check, ffi, lib
-from micrograd_c.engine import Value, _adopt, _to_float
+from micrograd_c.engine import _OWN_ERRORS, Value, _adopt, _note_stranded, _to_float
 
 __all__ = ["Module", "Neuron", "Layer", "MLP"]
 
@@ -206,6 +206,12 @@ def _call_packed(module: Module, x: Iterable[Any]) -> list[Value] | None:
             constants[k] = _to_float(xk)
     nout = packed.sizes[packed.nlayers]
     out = ffi.new("mg_handle[]", nout)
-    check(lib.mg_mlp(packed.nlayers, packed.sizes, packed.nonlin, packed.handles, inputs,
-                     constants, out))
-    return [_adopt(out[j]) for j in range(nout)]
+    try:
+        check(lib.mg_mlp(packed.nlayers, packed.sizes, packed.nonlin, packed.handles, inputs,
+                         constants, out))
+        return [_adopt(out[j]) for j in range(nout)]
+    except _OWN_ERRORS:
+        raise
+    except BaseException:  # an interrupt: handles in `out` may be owned by no Value
+        _note_stranded()
+        raise

@@ -15,7 +15,7 @@ import operator
 from typing import TYPE_CHECKING
 
 from micrograd_c._core import check, ffi, lib
-from micrograd_c.engine import Value, _adopt
+from micrograd_c.engine import Value, _shown_value
 
 if TYPE_CHECKING:
     import graphviz
@@ -51,7 +51,10 @@ def _walk(root: Value, max_nodes: int | None) -> tuple[list[Value], list[tuple[i
         if count <= capacity:
             break
         capacity = count  # counted only: ask again with room for all of them
-    values = [_adopt(nodes[k]) for k in range(count)]  # new references: each Value releases one
+    # New references, one per node: the root's goes back (the caller's Value is the root);
+    # every other node is the one Value _prev shows for it, as the lecture's code keys on id().
+    lib.mg_release_now(nodes[0])
+    values = [root] + [_shown_value(nodes[k]) for k in range(1, count)]
     edges: dict[tuple[int, int], None] = {}  # ordered set: a + a has one edge, as a set gives
     for k in range(count):
         for p in (parent_pos[2 * k], parent_pos[2 * k + 1]):

@@ -185,15 +185,15 @@ static void test_each_op(void) {
     mg_set_grad(a, 0.0);
 
     /* a ** 3 (a Python int exponent) and a ** 0.5: one visible parent, the exponent hidden. */
-    out[n] = MAKE(mg_pow(a, 3.0, 1));
+    out[n] = MAKE(mg_pow(a, 3.0, 3.0 - 1.0, 1));
     check_op(__LINE__, out[n], MG_POWI, 8.0, a, 12.0, -1, 0.0);
     CHECK_DOUBLE(mg_exponent(out[n++]), 3.0);
     mg_set_grad(a, 0.0);
-    out[n] = MAKE(mg_pow(a, 0.5, 0));
+    out[n] = MAKE(mg_pow(a, 0.5, 0.5 - 1.0, 0));
     check_op(__LINE__, out[n], MG_POW, 1.4142135623730951, a, 0.3535533905932738, -1, 0.0);
     CHECK_DOUBLE(mg_exponent(out[n++]), 0.5);
     mg_set_grad(a, 0.0);
-    out[n] = MAKE(mg_pow(m, 3.0, 0)); /* a negative base with a whole float exponent is real */
+    out[n] = MAKE(mg_pow(m, 3.0, 3.0 - 1.0, 0)); /* a negative base with a whole float exponent is real */
     check_op(__LINE__, out[n++], MG_POW, -1.0, m, 3.0, -1, 0.0);
     mg_set_grad(m, 0.0);
 
@@ -220,7 +220,7 @@ static void test_each_op(void) {
 
     /* Underflow is not an error, as in Python: 10.0 ** -400 == 0.0, math.exp(-1000) == 0.0. */
     mg_handle ten = MAKE(mg_leaf(10.0)), big = MAKE(mg_leaf(-1000.0));
-    out[n] = MAKE(mg_pow(ten, -400.0, 1));
+    out[n] = MAKE(mg_pow(ten, -400.0, -400.0 - 1.0, 1));
     CHECK_DOUBLE(mg_data(out[n++]), 0.0);
     out[n] = MAKE(mg_exp(big));
     CHECK_DOUBLE(mg_data(out[n++]), 0.0);
@@ -234,15 +234,15 @@ static void test_op_errors(void) {
     mg_handle zero = MAKE(mg_leaf(0.0)), ten = MAKE(mg_leaf(10.0)), minus8 = MAKE(mg_leaf(-8.0));
     mg_handle big = MAKE(mg_leaf(1000.0));
     int64_t nodes = mg_node_count(), handles = mg_handle_count();
-    CHECK_INT(mg_pow(zero, -1.0, 1), MG_ERR_ZERO_POWER);  /* 0.0 ** -1 */
-    CHECK_INT(mg_pow(zero, -0.5, 0), MG_ERR_ZERO_POWER);  /* 0.0 ** -0.5 */
-    CHECK_INT(mg_pow(ten, 400.0, 1), MG_ERR_POW_RANGE);   /* 10.0 ** 400 */
-    CHECK_INT(mg_pow(minus8, 1.0 / 3.0, 0), MG_ERR_COMPLEX_POWER); /* (-8.0) ** (1/3) */
+    CHECK_INT(mg_pow(zero, -1.0, -1.0 - 1.0, 1), MG_ERR_ZERO_POWER);  /* 0.0 ** -1 */
+    CHECK_INT(mg_pow(zero, -0.5, -0.5 - 1.0, 0), MG_ERR_ZERO_POWER);  /* 0.0 ** -0.5 */
+    CHECK_INT(mg_pow(ten, 400.0, 400.0 - 1.0, 1), MG_ERR_POW_RANGE);   /* 10.0 ** 400 */
+    CHECK_INT(mg_pow(minus8, 1.0 / 3.0, 1.0 / 3.0 - 1.0, 0), MG_ERR_COMPLEX_POWER); /* (-8.0) ** (1/3) */
     CHECK_INT(mg_exp(big), MG_ERR_EXP_RANGE);             /* math.exp(1000.0) */
     CHECK_INT(mg_node_count(), nodes);
     CHECK_INT(mg_handle_count(), handles);
     /* The arena is fine afterwards. */
-    mg_handle ok = MAKE(mg_pow(ten, 2.0, 1));
+    mg_handle ok = MAKE(mg_pow(ten, 2.0, 2.0 - 1.0, 1));
     CHECK_DOUBLE(mg_data(ok), 100.0);
     mg_release(ok);
 
@@ -264,7 +264,7 @@ static void test_backward_error(void) {
     mg_handle p = MAKE(mg_leaf(3.0));
     mg_handle q = MAKE(mg_mul(p, p)); /* below the failing node, pending when it fails */
     mg_handle x = MAKE(mg_leaf(0.0));
-    mg_handle y = MAKE(mg_pow(x, 0.5, 0));
+    mg_handle y = MAKE(mg_pow(x, 0.5, 0.5 - 1.0, 0));
     mg_handle z = MAKE(mg_add(y, q));
     CHECK_INT(mg_backward(z), MG_ERR_ZERO_POWER);
     CHECK_DOUBLE(mg_grad(z), 1.0);
@@ -412,7 +412,7 @@ static void test_readme_example(void) {
     mg_handle a = KEEP(mg_leaf(-4.0)), b = KEEP(mg_leaf(2.0));
     mg_handle c = KEEP(mg_add(a, b));                          /* c = a + b */
     mg_handle ab = KEEP(mg_mul(a, b));                         /* d = a * b + b**3 */
-    mg_handle d = KEEP(mg_add(ab, KEEP(mg_pow(b, 3.0, 1))));
+    mg_handle d = KEEP(mg_add(ab, KEEP(mg_pow(b, 3.0, 3.0 - 1.0, 1))));
     mg_handle t = KEEP(mg_add_const(c, 1.0));                  /* c += c + 1 */
     c = KEEP(mg_add(c, t));
     t = KEEP(mg_add_const(c, 1.0));                          /* c += 1 + c + (-a) */
@@ -426,9 +426,9 @@ static void test_readme_example(void) {
     t = KEEP(mg_add(t, KEEP(mg_relu(b_minus_a))));
     d = KEEP(mg_add(d, t));
     mg_handle e = KEEP(mg_add(c, KEEP(mg_mul_const(d, -1.0)))); /* e = c - d */
-    mg_handle f = KEEP(mg_pow(e, 2.0, 1));                      /* f = e**2 */
+    mg_handle f = KEEP(mg_pow(e, 2.0, 2.0 - 1.0, 1));                      /* f = e**2 */
     mg_handle g = KEEP(mg_mul_const(f, 0.5));                   /* g = f / 2.0 */
-    t = KEEP(mg_mul_const(KEEP(mg_pow(f, -1.0, 1)), 10.0));  /* g += 10.0 / f */
+    t = KEEP(mg_mul_const(KEEP(mg_pow(f, -1.0, -1.0 - 1.0, 1)), 10.0));  /* g += 10.0 / f */
     g = KEEP(mg_add(g, t));
 #undef KEEP
     CHECK_DOUBLE(mg_data(g), 24.70408163265306);
@@ -532,7 +532,7 @@ static mg_handle small_graph(mg_handle x, double c) {
     mg_handle a = MAKE(mg_mul_const(x, c));
     mg_handle b = MAKE(mg_tanh(a));
     mg_handle d = MAKE(mg_add(b, x));
-    mg_handle e = MAKE(mg_pow(d, 2.0, 1));
+    mg_handle e = MAKE(mg_pow(d, 2.0, 2.0 - 1.0, 1));
     mg_handle f = MAKE(mg_mul(e, a));
     mg_handle g = MAKE(mg_relu(f));
     mg_set_text(e, MG_TEXT_LABEL, "e", 1);
@@ -646,8 +646,8 @@ static void check_bad_handle(int line, mg_handle bad, mg_handle good) {
     if (bad >= 0) CHECK_FAILS(mg_mul(good, bad), MG_ERR_BAD_HANDLE);
     CHECK_FAILS(mg_add_const(bad, 1.0), MG_ERR_BAD_HANDLE);
     CHECK_FAILS(mg_mul_const(bad, 1.0), MG_ERR_BAD_HANDLE);
-    CHECK_FAILS(mg_pow(bad, 2.0, 1), MG_ERR_BAD_HANDLE);
-    CHECK_FAILS(mg_pow(bad, 0.5, 0), MG_ERR_BAD_HANDLE);
+    CHECK_FAILS(mg_pow(bad, 2.0, 2.0 - 1.0, 1), MG_ERR_BAD_HANDLE);
+    CHECK_FAILS(mg_pow(bad, 0.5, 0.5 - 1.0, 0), MG_ERR_BAD_HANDLE);
     CHECK_FAILS(mg_relu(bad), MG_ERR_BAD_HANDLE);
     CHECK_FAILS(mg_tanh(bad), MG_ERR_BAD_HANDLE);
     CHECK_FAILS(mg_exp(bad), MG_ERR_BAD_HANDLE);
@@ -747,7 +747,7 @@ static void test_node_limit(void) {
     mg_handle in[] = {-1};
     CHECK_INT(mg_add(held[1], held[2]), MG_ERR_NODE_LIMIT);
     CHECK_INT(mg_mul_const(held[1], 2.0), MG_ERR_NODE_LIMIT);
-    CHECK_INT(mg_pow(held[1], 2.0, 1), MG_ERR_NODE_LIMIT);
+    CHECK_INT(mg_pow(held[1], 2.0, 2.0 - 1.0, 1), MG_ERR_NODE_LIMIT);
     CHECK_INT(mg_tanh(held[1]), MG_ERR_NODE_LIMIT);
     CHECK_INT(mg_custom(1.0, 0, NULL), MG_ERR_NODE_LIMIT);
     CHECK_INT(mg_mlp(1, sizes, nonlin, params, in, constants, out), MG_ERR_NODE_LIMIT);
@@ -905,7 +905,7 @@ static void test_trace(void) {
     mg_handle a = MAKE(mg_leaf(2.0)), b = MAKE(mg_leaf(3.0));
     mg_handle ab = MAKE(mg_mul(a, b));
     mg_handle s = MAKE(mg_add(ab, a));
-    mg_handle p = MAKE(mg_pow(s, 2.0, 1));     /* its exponent leaf is hidden */
+    mg_handle p = MAKE(mg_pow(s, 2.0, 2.0 - 1.0, 1));     /* its exponent leaf is hidden */
     mg_handle root = MAKE(mg_add_const(p, 1.0)); /* its 1.0 leaf is not */
     mg_release(ab), mg_release(s), mg_release(p);
     enum { N = 7 }; /* root, its 1.0, p, s, ab, b, a */
