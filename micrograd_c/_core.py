@@ -49,5 +49,14 @@ def get_text(handle: int, kind: int) -> str:
 def set_text(handle: int, kind: int, text: str) -> None:
     if not isinstance(text, str):
         raise TypeError(f"expected a str, got {type(text).__name__}")
+    if len(text) > _MAX_TEXT:  # (checked first too: encoding a huge text takes a while)
+        raise ValueError(f"a label (or op text) of {len(text)} characters is too long: "
+                         f"at most {_MAX_TEXT} bytes of UTF-8")
     raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) > _MAX_TEXT:
+        raise ValueError(f"a label (or op text) of {len(raw)} bytes of UTF-8 is too long: "
+                         f"at most {_MAX_TEXT}")
     check(lib.mg_set_text(handle, kind, raw, len(raw)))
+
+
+_MAX_TEXT = 2**31 - 1  # the arena keeps text lengths in 32 bits

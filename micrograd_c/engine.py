@@ -21,6 +21,7 @@ import atexit
 import copyreg
 import functools
 import gc
+import signal
 import sys
 import threading
 import weakref
@@ -113,6 +114,8 @@ def _on_gc(
 
 
 gc.callbacks.append(_on_gc)
+# (An interrupt raised in these callbacks is reported as unraisable: _deliver_interrupt.)
+_on_gc._hands_back_interrupts = _freed._hands_back_interrupts = True  # type: ignore[attr-defined]
 # From interpreter exit on, nothing is released: module teardown runs finalizers in no useful
 # order, and the process is about to return all of its memory anyway.
 atexit.register(lib.mg_set_release_mode, lib.MG_RELEASE_NEVER)
@@ -127,9 +130,17 @@ atexit.register(lib.mg_set_release_mode, lib.MG_RELEASE_NEVER)
 
 _stranded = [False]
 # Handing a Ctrl-C back: from a new thread, so that it is not raised again at once inside the
-# finalizer (or hook) that caught it, but where the main thread runs next.  A C callable: no
-# Python frame of its own for another interrupt to land in.
-_redeliver = functools.partial(_thread.start_new_thread, _thread.interrupt_main, ())
+# finalizer (or hook) that caught it, but where the main thread runs next.  A real SIGINT where
+# there are signals to a thread (it also wakes a main thread blocked on a lock, as Ctrl-C does);
+# a C callable, with no Python frame of its own for another interrupt to land in.
+if hasattr(signal, "pthread_kill"):
+    _redeliver = functools.partial(
+        _thread.start_new_thread,
+        signal.pthread_kill,
+        (threading.main_thread().ident, signal.SIGINT),
+    )
+else:  # Windows
+    _redeliver = functools.partial(_thread.start_new_thread, _thread.interrupt_main, ())
 
 
 def _note_stranded(_stranded: list = _stranded) -> None:
@@ -146,10 +157,10 @@ def _reclaim_stranded() -> None:
         for v in gc.get_objects()
         if isinstance(v, Value) and id(v) not in held
     ]
-    owned += _held.values()
+    owned += [handle for ref, handle in list(_held.items()) if ref() is not None]
     owned += _dead
     with _shown_lock:
-        owned += [ref.handle for ref in _shown.values()]
+        owned += [ref.handle for ref in _shown.values() if ref() is not None]
     check(lib.mg_reclaim_unowned(ffi.new("mg_handle[]", owned), len(owned)))
 
 
@@ -159,9 +170,9 @@ def _deliver_interrupt(unraisable: Any, _previous: Callable = sys.unraisablehook
     try:
         finalizer = unraisable.object
         if unraisable.exc_type is KeyboardInterrupt and getattr(
-            finalizer, "_releases_a_value", False
+            finalizer, "_hands_back_interrupts", False
         ):
-            _stranded[0] = True  # that finalizer never released its handle
+            _stranded[0] = True  # that finalizer or callback may not have released its handle
             _redeliver()
             return
         _previous(unraisable)
@@ -220,6 +231,9 @@ def _unshow(
         _dead.append(ref.handle)
 
 
+_unshow._hands_back_interrupts = True  # type: ignore[attr-defined]
+
+
 # -- the Value ----------------------------------------------------------------------------------
 
 
@@ -267,7 +281,7 @@ class Value:
             _stranded[0] = True  # (it may have landed before _hold)
             _redeliver()
 
-    __del__._releases_a_value = True  # type: ignore[attr-defined]
+    __del__._hands_back_interrupts = True  # type: ignore[attr-defined]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A subclass's own __del__ need not call Value's: unless it names super().__del__, the
@@ -283,7 +297,7 @@ class Value:
             finally:
                 Value.__del__(self)
 
-        __del__._releases_a_value = True  # type: ignore[attr-defined]
+        __del__._hands_back_interrupts = True  # type: ignore[attr-defined]
         cls.__del__ = __del__  # type: ignore[method-assign]
 
     # -- data, grad and the graph, read from the arena ---------------------------------------
@@ -505,8 +519,9 @@ def _make_custom(data: float, children: set[Any], op: Any) -> int:
     return handle
 
 
-def _subclass_state(value: Value) -> tuple[dict[str, Any] | None, dict[str, Any] | None] | None:
-    """A subclass instance's own attributes, as copy and pickle restore them."""
+def _subclass_state(value: Value) -> tuple[dict[str, Any] | None, dict[str, Any]] | None:
+    """A subclass instance's own attributes, as copy and pickle restore them: (its __dict__,
+    its slots but the handle)."""
     attributes = getattr(value, "__dict__", None) or None
     slots = {
         name: getattr(value, name)
@@ -515,7 +530,7 @@ def _subclass_state(value: Value) -> tuple[dict[str, Any] | None, dict[str, Any]
     }
     if attributes is None and not slots:
         return None
-    return attributes, slots or None
+    return attributes, slots
 
 
 def _leaf_copy(data: float, grad: float, label: str, cls: type[Value] = Value) -> Value:
