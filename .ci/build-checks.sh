@@ -21,7 +21,7 @@
 #
 # Installs clang, mingw-w64 and wine with apt when they are missing (CI runs as root on a fresh
 # machine).  Scratch files go to build/checks (BUILD_CHECKS_DIR moves them); the in-tree
-# editable build is never touched.  About 50 s on a warm 2-core machine.
+# editable build is never touched.  About a minute on a warm, busy 2-core machine.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${BUILD_CHECKS_DIR:-$root/build/checks}"
@@ -133,10 +133,14 @@ for driver in test_graph test_oom; do
     timeout 300 "$wine" "$work/win/$driver.exe" </dev/null || status=$?
     [ "$status" -eq 0 ] || break
 done
-# wine leaves its server running for a few seconds per prefix: end ours, never another's.
+# wine leaves its server (and service processes) running a while per prefix: end ours, never
+# another's, and wait until it is gone.
 wineserver="$(dirname "$(readlink -f "$wine")")/wineserver"
 [ -x "$wineserver" ] || wineserver="$(command -v wineserver || true)"
-[ -z "$wineserver" ] || "$wineserver" -k 2>/dev/null || true
+if [ -n "$wineserver" ]; then
+    "$wineserver" -k 2>/dev/null || true
+    "$wineserver" -w 2>/dev/null || true
+fi
 if [ "$status" -ne 0 ]; then
     echo "build-checks.sh: a C driver failed under wine (exit $status)" >&2
     exit "$status"
