@@ -10,10 +10,10 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "graph.h"
+#include "lock.h"
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +42,7 @@ typedef struct {
 
 /* The one piece of global state: the arena. */
 static struct {
-    pthread_mutex_t lock;
+    mg_lock lock;
     /* nodes, one entry per index */
     double *data;
     double *grad;
@@ -58,18 +58,18 @@ static struct {
     Text *texts;
     size_t texts_len, texts_cap;
 } A = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .lock = MG_LOCK_INIT,
     .limit = MAX_NODES,
     .free_handle = NO_NODE,
 };
 
 /* The body of every entry point: evaluate `expr` of type `type` under the arena lock. */
-#define LOCKED(type, expr)             \
-    do {                               \
-        pthread_mutex_lock(&A.lock);   \
-        type result_ = (expr);         \
-        pthread_mutex_unlock(&A.lock); \
-        return result_;                \
+#define LOCKED(type, expr)          \
+    do {                            \
+        mg_lock_acquire(&A.lock);   \
+        type result_ = (expr);      \
+        mg_lock_release(&A.lock);   \
+        return result_;             \
     } while (0)
 
 /* ---------------------------------------------------------------- memory ---------------- */
@@ -555,9 +555,9 @@ int64_t mg_reclaim_unowned(const mg_handle *owned, int64_t n) {
 }
 int32_t mg_release(mg_handle h) { LOCKED(int32_t, release(h)); }
 void mg_release_now(mg_handle h) {
-    pthread_mutex_lock(&A.lock);
+    mg_lock_acquire(&A.lock);
     drop_handle(h);
-    pthread_mutex_unlock(&A.lock);
+    mg_lock_release(&A.lock);
 }
 int32_t mg_set_release_mode(int32_t mode) { LOCKED(int32_t, set_release_mode(mode)); }
 
