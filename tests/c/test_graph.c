@@ -702,6 +702,60 @@ static void test_bad_handles(void) {
     CHECK_INT(mg_handle_count(), 0);
 }
 
+/* A released handle's slot is reused by a new node under a new generation: the stale handle
+ * is refused everywhere, it never reaches the new node. */
+static void test_stale_handles(void) {
+    mg_handle first = MAKE(mg_leaf(1.0));
+    mg_release(first);
+    mg_handle second = MAKE(mg_leaf(1.5)); /* the same slot, a new generation */
+    mg_set_grad(second, 0.25); /* (what check_bad_handle expects of the good handle) */
+    CHECK_INT(second & 0xffffffff, first & 0xffffffff);
+    CHECK(second != first);
+    check_bad_handle(__LINE__, first, second);
+    mg_release(first); /* a stale release changes nothing */
+    CHECK_DOUBLE(mg_data(second), 1.5);
+    CHECK_INT(mg_handle_count(), 1);
+    mg_handle forged = second + ((mg_handle)1 << 32); /* a later generation, not yet made */
+    check_bad_handle(__LINE__, forged, second);
+    mg_release(second);
+}
+
+/* While releases are put off (the collector runs), mg_release frees nothing and says so;
+ * mg_release_now frees in any mode; NEVER is final. */
+static void test_release_modes(void) {
+    mg_handle a = MAKE(mg_leaf(1.0));
+    CHECK_INT(mg_set_release_mode(MG_RELEASE_LATER), MG_OK);
+    CHECK_INT(mg_release(a), 1);
+    CHECK_DOUBLE(mg_data(a), 1.0);
+    CHECK_INT(mg_handle_count(), 1);
+    mg_release_now(a);
+    CHECK_INT(mg_handle_count(), 0);
+    CHECK_INT(mg_set_release_mode(MG_RELEASE_NOW), MG_OK);
+    mg_handle b = MAKE(mg_leaf(2.0));
+    CHECK_INT(mg_release(b), 0);
+    CHECK_INT(mg_handle_count(), 0);
+    CHECK_INT(mg_set_release_mode(3), MG_ERR_BAD_ARGUMENT);
+    CHECK_INT(mg_set_release_mode(-1), MG_ERR_BAD_ARGUMENT);
+}
+
+/* mg_reclaim_unowned: owner counts become what the caller counted; unlisted handles go. */
+static void test_reclaim_unowned(void) {
+    mg_handle kept = MAKE(mg_leaf(1.5));
+    mg_set_grad(kept, 0.25);
+    mg_handle twice = MAKE(mg_leaf(2.0));
+    CHECK_INT(mg_retain(twice), twice);
+    mg_handle stranded = MAKE(mg_add(kept, twice)); /* owned by nobody any more */
+    mg_handle owned[] = {kept, twice, twice, -5, stranded + ((mg_handle)7 << 32)};
+    CHECK_INT(mg_reclaim_unowned(owned, COUNT(owned)), 1);
+    check_bad_handle(__LINE__, stranded, kept);
+    CHECK_INT(mg_handle_count(), 2);
+    mg_release(twice);
+    CHECK_DOUBLE(mg_data(twice), 2.0); /* one owner left */
+    CHECK_INT(mg_reclaim_unowned(owned, -1), MG_ERR_BAD_ARGUMENT);
+    CHECK_INT(mg_reclaim_unowned(NULL, 0), 2); /* nobody owns anything: all go */
+    CHECK_INT(mg_handle_count(), 0);
+}
+
 static void test_bad_arguments(void) {
     mg_handle a = MAKE(mg_leaf(1.0));
     mg_handle out[4];
@@ -1071,6 +1125,9 @@ static const struct {
     {"reclamation", test_reclamation},
     {"arena_reuse", test_arena_reuse},
     {"bad_handles", test_bad_handles},
+    {"stale_handles", test_stale_handles},
+    {"release_modes", test_release_modes},
+    {"reclaim_unowned", test_reclaim_unowned},
     {"bad_arguments", test_bad_arguments},
     {"node_limit", test_node_limit},
     {"mlp", test_mlp},
