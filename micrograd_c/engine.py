@@ -21,6 +21,7 @@ import atexit
 import copyreg
 import functools
 import gc
+import operator
 import signal
 import sys
 import threading
@@ -62,6 +63,8 @@ def _to_float(x: Any) -> float:
     Floats and their subclasses (numpy.float64) go to C as they are: cffi reads their double."""
     if isinstance(x, float):
         return x
+    if type(x) is int:
+        return float(x)  # (OverflowError for an int no float holds, as Python's arithmetic)
     if isinstance(x, (str, bytes, bytearray)):  # float() would parse them; arithmetic would not
         raise TypeError(f"a Value holds a number, not {type(x).__name__}")
     kind = type(x)
@@ -427,25 +430,39 @@ class Value:
 
     # -- composed exactly as micrograd composes them ------------------------------------------
 
+    # A numpy number or array on the left asks the Value first (numpy defers to a type whose
+    # __array_ufunc__ is None): a numpy scalar then costs what a Python number does, instead of
+    # a trip through a 0-d object array.  An array still gets micrograd's result: an object
+    # array of Values, from numpy's own elementwise loop (_elementwise).
+    __array_ufunc__ = None
+
     def __neg__(self) -> Value:  # -self
         return self * -1
 
     def __radd__(self, other: Number) -> Value:  # other + self
+        if type(other) is not float and type(other) is not int and _is_array(other):
+            return _elementwise(operator.add, other, self)
         return self + other
 
     def __sub__(self, other: Value | Number) -> Value:  # self - other
         return self + (-other)
 
     def __rsub__(self, other: Number) -> Value:  # other - self
+        if type(other) is not float and type(other) is not int and _is_array(other):
+            return _elementwise(operator.sub, other, self)
         return other + (-self)
 
     def __rmul__(self, other: Number) -> Value:  # other * self
+        if type(other) is not float and type(other) is not int and _is_array(other):
+            return _elementwise(operator.mul, other, self)
         return self * other
 
     def __truediv__(self, other: Value | Number) -> Value:  # self / other
         return self * other**-1
 
     def __rtruediv__(self, other: Number) -> Value:  # other / self
+        if type(other) is not float and type(other) is not int and _is_array(other):
+            return _elementwise(operator.truediv, other, self)
         return other * self**-1
 
     # -- identity: two Values are equal when they are the same node ---------------------------
@@ -472,6 +489,19 @@ class Value:
 
 
 _new_value = object.__new__
+
+
+def _is_array(x: Any) -> bool:
+    """A numpy array of one or more dimensions (a numpy scalar is a number here)."""
+    return bool(getattr(x, "ndim", 0)) and hasattr(x, "__array_ufunc__")
+
+
+def _elementwise(op: Callable[[Any, Any], Any], array: Any, value: Value) -> Any:
+    """array (op) value as numpy computes it for micrograd's Value, which numpy does not know:
+    elementwise in Python, each element a Python number, giving an object array of Values."""
+    import numpy
+
+    return op(array, numpy.asarray(value, dtype=object))
 _NO_CODE = compile("", "", "exec")
 
 
