@@ -208,15 +208,17 @@ class Moons:
     """micrograd's demo notebook: MLP(2, [16, 16, 1]) on make_moons(n, noise=0.1) with the SVM
     max-margin loss plus 1e-4 L2 regularisation, trained by SGD.
 
-    The notebook feeds numpy rows; here the points are Python floats (X.tolist()), so micrograd
-    is not slowed down by numpy scalar arithmetic: the comparison is the conservative one.
+    inputs="notebook" is the notebook verbatim: numpy X and y, so every `Value(x)` gets a numpy
+    float64 and every `-yi * scorei` a numpy int64.  inputs="floats" feeds Python floats and ints
+    (X.tolist()), the kinder case for both engines.
     """
 
-    def __init__(self, engine: Engine, samples: int) -> None:
+    def __init__(self, engine: Engine, samples: int, inputs: str = "notebook") -> None:
         X, y = make_moons(n_samples=samples, noise=0.1, random_state=1337)
         self.engine = engine
-        self.X: list[list[float]] = X.tolist()
-        self.y: list[int] = (y * 2 - 1).tolist()
+        y = y * 2 - 1
+        self.X: Any = X if inputs == "notebook" else X.tolist()
+        self.y: Any = y if inputs == "notebook" else y.tolist()
         random.seed(1337)
         self.model = engine.MLP(2, [16, 16, 1])
         self.initial = [p.data for p in self.model.parameters()]

@@ -139,9 +139,13 @@ def backward_row(cases: list[Case]) -> Row:
 
 def mlp_rows(cases: list[Case]) -> list[Row]:
     rows = []
-    for gc_mode, at_least in (("gc_on", 400), ("gc_off", 40)):
-        mg, mgc = both(cases, "test_mlp_step", gc_mode=gc_mode)
-        label = f"mlp_step: moons training step, {size('points', mg, mgc)} points, GC {gc_mode[3:]}"
+    for inputs, gc_mode, at_least in (("notebook", "gc_on", 1000), ("notebook", "gc_off", 40),
+                                      ("floats", "gc_on", 400), ("floats", "gc_off", 40)):
+        mg, mgc = both(cases, "test_mlp_step", inputs=inputs, gc_mode=gc_mode)
+        what = ("micrograd's demo.ipynb loop verbatim (numpy inputs and labels)"
+                if inputs == "notebook" else "the same loop on Python floats")
+        label = (f"mlp_step: moons training step, {size('points', mg, mgc)} points, {what}, "
+                 f"GC {gc_mode[3:]}")
         rows.append(speedup_row(label, mg, mgc, ms, at_least))
     return rows
 
@@ -207,7 +211,7 @@ def memory_rows(cases: list[Case]) -> list[Row]:
 
 
 def rows_of(cases: list[Case]) -> list[Row]:
-    return [*op_rows(cases), backward_row(cases), *mlp_rows(cases), *deep_rows(cases),
+    return [*mlp_rows(cases), *op_rows(cases), backward_row(cases), *deep_rows(cases),
             *memory_rows(cases)]
 
 

@@ -105,11 +105,12 @@ def test_backward(benchmark: Any, engine: Engine, sizes: Sizes, agreement: Agree
 
 @pytest.mark.benchmark(group="mlp_step")
 @pytest.mark.parametrize("gc_mode", ["gc_on", "gc_off"])
-def test_mlp_step(benchmark: Any, engine: Engine, gc_mode: str, sizes: Sizes,
+@pytest.mark.parametrize("inputs", ["notebook", "floats"])
+def test_mlp_step(benchmark: Any, engine: Engine, gc_mode: str, inputs: str, sizes: Sizes,
                   agreement: Agreement) -> None:
     """The moons demo's training step: forward and loss over every point, zero_grad, backward,
     SGD.  Every round is step 0 from the seeded weights, on the same model object."""
-    moons = Moons(engine, sizes.moons)
+    moons = Moons(engine, sizes.moons, inputs)
     benchmark.extra_info.update(count=1, per="step", points=sizes.moons)
 
     def setup() -> tuple[tuple[()], dict[str, Any]]:
@@ -122,10 +123,10 @@ def test_mlp_step(benchmark: Any, engine: Engine, gc_mode: str, sizes: Sizes,
             rounds=ROUNDS["mlp_step"][engine.name], warmup_rounds=1)
 
     def other_step(other: Engine) -> Fingerprint:
-        other_moons = Moons(other, sizes.moons)
+        other_moons = Moons(other, sizes.moons, inputs)
         return other_moons.fingerprint(*other_moons.step())
 
-    agreement.check("mlp_step", engine, moons.fingerprint(total_loss, acc), other_step)
+    agreement.check(f"mlp_step[{inputs}]", engine, moons.fingerprint(total_loss, acc), other_step)
 
 
 @pytest.mark.benchmark(group="deep")
