@@ -31,7 +31,8 @@ typedef struct {
     uint32_t gen;  /* the generation of the handle now in this slot (see mg_handle) */
 } Handle;
 
-#define MAX_GENERATION 0x7fffffffu /* a slot whose generation reaches this is never reused */
+#define MAX_GENERATION 0x1fffffu /* 2**21 - 1: generation * 2**32 + slot stays below 2**53;
+                                    a slot whose generation reaches it is never reused */
 
 typedef struct {
     uint32_t node;
@@ -176,15 +177,19 @@ static int32_t reserve(uint32_t extra) {
 
 /* ---------------------------------------------------------------- handles --------------- */
 
-static uint32_t slot_of(mg_handle h) { return (uint32_t)(h & 0xffffffff); }
-static uint32_t generation_of(mg_handle h) { return (uint32_t)(h >> 32); }
+#define HANDLE_LIMIT 9007199254740992.0 /* 2**53: every whole number below is a double */
 
-/* A live handle: its slot is owned, and by this generation (not a stale copy of an older one). */
+/* The slot of a valid handle (generation * 2**32 + slot). */
+static uint32_t slot_of(mg_handle h) { return (uint32_t)((uint64_t)h & 0xffffffffu); }
+
+/* A live handle: a whole number naming an owned slot, and that slot's present generation (not
+ * a stale copy of an older one). */
 static bool valid(mg_handle h) {
-    if (h < 0) return false;
-    uint32_t slot = slot_of(h);
-    return slot < A.handles_len && A.handles[slot].refs > 0 &&
-           A.handles[slot].gen == generation_of(h);
+    if (!(h >= 0 && h < HANDLE_LIMIT)) return false; /* (NaN fails both tests) */
+    uint64_t whole = (uint64_t)h;
+    if ((mg_handle)whole != h) return false;
+    uint32_t slot = (uint32_t)(whole & 0xffffffffu);
+    return slot < A.handles_len && A.handles[slot].refs > 0 && A.handles[slot].gen == whole >> 32;
 }
 
 static mg_handle handle_value(uint32_t slot) {
@@ -229,7 +234,7 @@ static void drop_handle(mg_handle handle) {
     A.node_handle[A.handles[h].node] = NO_NODE;
     A.live_handles--;
     /* A new generation makes every copy of the old handle stale.  A slot that has used up its
-     * generations is retired rather than reused: 8 bytes, once per 2**31 reuses. */
+     * generations is retired rather than reused: 12 bytes, once per 2**21 reuses. */
     if (++A.handles[h].gen == MAX_GENERATION) return;
     A.handles[h].node = A.free_handle;
     A.free_handle = h;

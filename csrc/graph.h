@@ -17,10 +17,13 @@
 
 /* cffi-cdef-begin */
 
-/* A Value's handle: (generation << 32) | slot.  A slot's generation moves on each time the slot
- * is freed, so a handle kept past its release (a stale handle) names no node: every call
- * refuses it with MG_ERR_BAD_HANDLE instead of reaching whatever node reuses the slot. */
-typedef int64_t mg_handle;
+/* A Value's handle: generation * 2**32 + slot, a whole number below 2**53.  A slot's generation
+ * moves on each time the slot is freed, so a handle kept past its release (a stale handle) names
+ * no node: every call refuses it with MG_ERR_BAD_HANDLE instead of reaching whatever node reuses
+ * the slot.  It is a double, not an int64_t, for Python's sake: CPython 3.11 converts an int
+ * above 2**30 to and from C through a slow generic path (~130 instructions, three times per
+ * operator), a float in a few.  Calls that make a node return a handle, or a status below 0. */
+typedef double mg_handle;
 
 /* Calls that make or find a node return a handle (>= 0) or one of these codes (< 0). */
 enum mg_status {

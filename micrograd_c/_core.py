@@ -22,8 +22,10 @@ _EXCEPTION_TYPES: dict[int, type[Exception]] = {
 }
 
 
-def error(status: int) -> Exception:
-    """The exception for a negative status code from the C core."""
+def error(status: float) -> Exception:
+    """The exception for a negative status code from the C core (as an int, or as the double a
+    call that makes a node returns)."""
+    status = int(status)
     message = ffi.string(lib.mg_status_message(status)).decode()
     return _EXCEPTION_TYPES.get(status, RuntimeError)(message)
 

@@ -204,7 +204,7 @@ _shown_lock = threading.RLock()  # re-entrant: a collection inside may free a re
 
 def _shown_value(handle: int) -> Value:
     """The one Value _prev shows for a node, given a new reference to its handle from C."""
-    if handle < 0:
+    if handle < 0.0:
         raise error(handle)
     with _shown_lock:
         ref = _shown.get(handle)
@@ -245,16 +245,20 @@ class Value:
 
     __slots__ = ("_h", "__weakref__")
 
-    _h: int  # handle of this Value's node in the C arena; this Value owns one reference to it
+    # The handle of its node in the C arena; this Value owns one reference to it.  A double
+    # holding a whole number (graph.h says why), so compare it with 0.0, not 0: float to float
+    # is the fast comparison.
+    _h: float
 
     def __init__(
         self, data: Any, _children: Iterable[Value] = _NO_CHILDREN, _op: str = "", label: str = ""
     ) -> None:
-        data = _to_float(data)
+        if type(data) is not float:
+            data = _to_float(data)
         try:
             if _children is _NO_CHILDREN and not _op:  # the common case: a leaf
                 self._h = handle = _mg_leaf(data)
-                if handle < 0:
+                if handle < 0.0:
                     raise error(handle)
             else:  # micrograd keeps a set of children (and set(None) is its TypeError)
                 self._h = _make_custom(data, set(_children), _op)
@@ -268,15 +272,9 @@ class Value:
         if label != "":  # (not `if label:`: a falsy non-str label is a TypeError too)
             set_text(self._h, lib.MG_TEXT_LABEL, label)
 
-    def __del__(
-        self,
-        _release: Callable = _release,  # bound now: module globals are gone at exit
-        _hold: Callable = _hold,
-        _stranded: list = _stranded,
-        _redeliver: Callable = _redeliver,
-    ) -> None:
+    def __del__(self, _release: Callable = _release) -> None:  # (bound: globals die at exit)
         try:
-            if _release(self._h):  # put off: the collector is running
+            if _release(self._h):  # put off: the collector is running (never so at exit)
                 _hold(self)
         except AttributeError:  # __init__ failed before the node was made
             pass
@@ -377,7 +375,7 @@ class Value:
         except BaseException:
             _note_stranded()
             raise
-        if handle < 0:
+        if handle < 0.0:
             raise error(handle)
         return out
 
@@ -395,7 +393,7 @@ class Value:
         except BaseException:
             _note_stranded()
             raise
-        if handle < 0:
+        if handle < 0.0:
             raise error(handle)
         return out
 
@@ -507,7 +505,7 @@ _NO_CODE = compile("", "", "exec")
 
 def _adopt(handle: int) -> Value:
     """A Value owning `handle`, a new reference from the C core (or a status to raise)."""
-    if handle < 0:
+    if handle < 0.0:
         raise error(handle)
     value = _new_value(Value)
     value._h = handle
@@ -524,7 +522,7 @@ def _make(make: Callable[..., int], *args: Any) -> Value:
     except BaseException:
         _note_stranded()
         raise
-    if handle < 0:
+    if handle < 0.0:
         raise error(handle)
     return value
 

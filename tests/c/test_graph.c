@@ -89,12 +89,12 @@ static mg_handle made(int line, const char *call, mg_handle h) {
     return mg_leaf(NAN);
 }
 
-static void release_all(const mg_handle *handles, mg_handle n) {
+static void release_all(const mg_handle *handles, int32_t n) {
     for (int32_t k = 0; k < n; k++) mg_release(handles[k]);
 }
 
 /* The node's parents (0..2) as new handles; the caller releases them. */
-static mg_handle parents(mg_handle h, mg_handle out[2]) {
+static int32_t parents(mg_handle h, mg_handle out[2]) {
     out[0] = out[1] = -1;
     return mg_parents(h, out);
 }
@@ -143,7 +143,7 @@ static void check_op(int line, mg_handle out, mg_handle op, double data, mg_hand
     CHECK_INT(mg_op(out), op);
     CHECK_DOUBLE(mg_data(out), data);
     mg_handle p[2];
-    mg_handle n = parents(out, p);
+    int32_t n = parents(out, p);
     CHECK_INT(n, y >= 0 ? 2 : 1);
     CHECK(n >= 1 && p[0] == x); /* one handle per node: == is identity */
     if (y >= 0) CHECK(n == 2 && p[1] == y);
@@ -157,7 +157,8 @@ static void check_op(int line, mg_handle out, mg_handle op, double data, mg_hand
 
 static void test_each_op(void) {
     mg_handle a = MAKE(mg_leaf(2.0)), b = MAKE(mg_leaf(3.0)), m = MAKE(mg_leaf(-1.0));
-    mg_handle out[16], n = 0;
+    mg_handle out[16];
+    int32_t n = 0;
 
     out[n] = MAKE(mg_add(a, b));
     check_op(__LINE__, out[n++], MG_ADD, 5.0, a, 1.0, b, 1.0);
@@ -388,14 +389,15 @@ static void check_same_snapshot(const Snapshot *a, const Snapshot *b) {
 static void zero_history(mg_handle root) {
     mg_handle nodes[256];
     int32_t pos[512];
-    mg_handle n = mg_trace(root, 256, nodes, pos);
+    int32_t n = mg_trace(root, 256, nodes, pos);
     CHECK(n > 0 && n <= 256);
     if (n <= 0 || n > 256) return;
     CHECK_INT(mg_zero_grads(nodes, n), MG_OK);
     release_all(nodes, n);
 }
 
-static mg_handle kept[64], nkept;
+static mg_handle kept[64];
+static int32_t nkept;
 
 /* Remembers a handle to release later. */
 static mg_handle keep(mg_handle h) {
@@ -571,7 +573,7 @@ static void test_reclamation(void) {
     char label[4];
     mg_handle nodes_g[16];
     int32_t pos[32];
-    mg_handle n = mg_trace(g, 16, nodes_g, pos);
+    int32_t n = mg_trace(g, 16, nodes_g, pos);
     CHECK_INT(n, 8);
     CHECK_INT(mg_get_text(nodes_g[2], MG_TEXT_LABEL, label, sizeof label), 1); /* e */
     CHECK(label[0] == 'e');
@@ -667,7 +669,7 @@ static void check_bad_handle(int line, mg_handle bad, mg_handle good) {
     CHECK(strcmp(buf, "xxxxxxx") == 0);
     CHECK_INT(mg_backward(bad), MG_ERR_BAD_HANDLE);
     CHECK_INT(mg_local_backward(bad), MG_ERR_BAD_HANDLE);
-    mg_handle traced = mg_trace(bad, 4, out, pos);
+    int32_t traced = mg_trace(bad, 4, out, pos);
     CHECK_INT(traced, MG_ERR_BAD_HANDLE);
     if (traced > 0 && traced <= 4) release_all(out, traced);
     CHECK_INT(mg_zero_grads(pair, 2), MG_ERR_BAD_HANDLE);
@@ -709,13 +711,16 @@ static void test_stale_handles(void) {
     mg_release(first);
     mg_handle second = MAKE(mg_leaf(1.5)); /* the same slot, a new generation */
     mg_set_grad(second, 0.25); /* (what check_bad_handle expects of the good handle) */
-    CHECK_INT(second & 0xffffffff, first & 0xffffffff);
+    CHECK_INT((uint64_t)second & 0xffffffff, (uint64_t)first & 0xffffffff);
     CHECK(second != first);
     check_bad_handle(__LINE__, first, second);
     mg_release(first); /* a stale release changes nothing */
     CHECK_DOUBLE(mg_data(second), 1.5);
     CHECK_INT(mg_handle_count(), 1);
-    mg_handle forged = second + ((mg_handle)1 << 32); /* a later generation, not yet made */
+    mg_handle forged = second + 4294967296.0; /* a later generation, not yet made */
+    check_bad_handle(__LINE__, forged, second);
+    check_bad_handle(__LINE__, second + 0.5, second); /* not a whole number */
+    check_bad_handle(__LINE__, NAN, second);
     check_bad_handle(__LINE__, forged, second);
     mg_release(second);
 }
@@ -745,7 +750,7 @@ static void test_reclaim_unowned(void) {
     mg_handle twice = MAKE(mg_leaf(2.0));
     CHECK_INT(mg_retain(twice), twice);
     mg_handle stranded = MAKE(mg_add(kept, twice)); /* owned by nobody any more */
-    mg_handle owned[] = {kept, twice, twice, -5, stranded + ((mg_handle)7 << 32)};
+    mg_handle owned[] = {kept, twice, twice, -5, stranded + 7 * 4294967296.0};
     CHECK_INT(mg_reclaim_unowned(owned, COUNT(owned)), 1);
     check_bad_handle(__LINE__, stranded, kept);
     CHECK_INT(mg_handle_count(), 2);
@@ -787,7 +792,8 @@ static void test_bad_arguments(void) {
 static void test_node_limit(void) {
     enum { LIMIT = 5000 };
     mg_handle held[LIMIT + 1];
-    mg_handle n = 0, status = 0;
+    int32_t n = 0;
+    mg_handle status = 0;
     CHECK_INT(mg_set_node_limit(LIMIT), MG_OK);
     /* All held: the first leaf past the limit fails (the arena's 1024 slots grow up to it). */
     while (n <= LIMIT && (status = mg_leaf(n)) >= 0) held[n++] = status;
@@ -833,7 +839,8 @@ static void test_node_limit(void) {
     CHECK_INT(mg_set_node_limit(1), MG_OK);
     CHECK_INT(mg_collect(), MG_OK);
     CHECK_INT(mg_node_count(), 2);
-    mg_handle fill[LIMIT], filled = 0;
+    mg_handle fill[LIMIT];
+    int32_t filled = 0;
     while (filled < LIMIT && (status = mg_leaf(0.0)) >= 0) fill[filled++] = status;
     CHECK_INT(status, MG_ERR_NODE_LIMIT);
     release_all(fill, filled);
@@ -848,8 +855,8 @@ static void test_node_limit(void) {
 /* ---------------------------------------------------------------- mg_mlp ---------------- */
 
 /* micrograd's neuron, op by op: sum((wi*xi for ...), b), then ReLU if nonlin. */
-static mg_handle neuron_by_ops(const mg_handle *w, mg_handle nin, const mg_handle *x, const double *c,
-                             bool nonlin) {
+static mg_handle neuron_by_ops(const mg_handle *w, int32_t nin, const mg_handle *x,
+                               const double *c, bool nonlin) {
     mg_handle acc = MAKE(mg_retain(w[nin]));
     for (int32_t k = 0; k < nin; k++) {
         mg_handle product = x[k] >= 0 ? MAKE(mg_mul(w[k], x[k])) : MAKE(mg_mul_const(w[k], c[k]));
@@ -869,7 +876,8 @@ static mg_handle neuron_by_ops(const mg_handle *w, mg_handle nin, const mg_handl
  * (mg_trace sees the same ops, data and shape) with the same grads, bit for bit. */
 static void compare_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *nonlin,
                         const mg_handle *inputs, const double *constants) {
-    mg_handle params[256], nparams = 0, nout = sizes[nlayers];
+    mg_handle params[256];
+    int32_t nparams = 0, nout = sizes[nlayers];
     uint32_t seed = 12345;
     for (int32_t l = 0; l < nlayers; l++)
         for (int32_t k = 0; k < (sizes[l] + 1) * sizes[l + 1]; k++)
@@ -982,9 +990,9 @@ static void test_trace(void) {
     for (int32_t k = 0; k < N; k++) {
         CHECK_INT(mg_op(nodes[k]), ops[k]);
         mg_handle par[2];
-        mg_handle count = parents(nodes[k], par);
+        int32_t count = parents(nodes[k], par);
         for (int32_t q = 0; q < 2; q++) {
-            mg_handle at = pos[2 * k + q];
+            int32_t at = pos[2 * k + q];
             if (q >= count) {
                 CHECK_INT(at, -1);
                 continue;
