@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NO_NODE UINT32_MAX
 #define MARK 0x80u /* op-byte bit: "reached by the running backward sweep" */
@@ -25,7 +26,8 @@
 #define MAX_NODES ((uint32_t)INT32_MAX)
 /* Arena sizing (size_arena(); docs/design.md has the measured curve behind the numbers). */
 #define DEFAULT_HEADROOM 250u    /* percent: a resized arena holds 2.5x its live set */
-#define SHRINK_AFTER 8u          /* compactions in a row that found the arena oversized */
+#define SHRINK_AFTER 4u          /* compactions in a row that find the arena oversized, */
+#define SHRINK_AFTER_MAX 64u     /* doubling up to this after each probe that finds it needed */
 #define TEXT_SLACK ((size_t)1 << 20) /* bytes of dead texts that never force a compaction */
 
 _Static_assert(MG_CUSTOM < MARK, "op codes must leave the mark bit free");
@@ -55,10 +57,12 @@ static struct {
     uint32_t *node_handle;  /* the node's handle, NO_NODE when no Value holds it */
     uint8_t *op;
     uint32_t len, cap, limit;
+    uint32_t trigger;         /* len that makes reserve() compact: cap, or less for a probe */
     uint32_t headroom;        /* percent of the live set a resized arena holds */
     uint32_t low_compactions; /* compactions in a row that found the arena oversized */
+    uint32_t shrink_after;    /* how many make a probe (SHRINK_AFTER, doubling on failed probes) */
     uint64_t low_need;        /* the most slots any of those needed */
-    int64_t compactions, resizes;
+    int64_t compactions, resizes, reclaim_ns;
     /* handles */
     Handle *handles;
     uint32_t handles_len, handles_cap, free_handle, live_handles;
@@ -72,6 +76,7 @@ static struct {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .limit = MAX_NODES,
     .headroom = DEFAULT_HEADROOM,
+    .shrink_after = SHRINK_AFTER,
     .text_budget = TEXT_SLACK,
     .free_handle = NO_NODE,
 };
@@ -95,9 +100,15 @@ static bool grow_array(void **array, size_t count, size_t item_size) {
     return true;
 }
 
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
 /* Resize every node array to new_cap slots (new_cap >= len).  On failure the arena is unchanged
  * in meaning: arrays already resized are merely larger than cap. */
-static int32_t resize_nodes(uint32_t new_cap) {
+static int32_t resize_arrays(uint32_t new_cap) {
     if (!grow_array((void **)&A.data, new_cap, sizeof *A.data) ||
         !grow_array((void **)&A.grad, new_cap, sizeof *A.grad) ||
         !grow_array((void **)&A.lhs, new_cap, sizeof *A.lhs) ||
@@ -113,6 +124,14 @@ static int32_t resize_nodes(uint32_t new_cap) {
     return MG_OK;
 }
 
+static int32_t resize_nodes(uint32_t new_cap) {
+    int64_t start = now_ns();
+    int32_t status = resize_arrays(new_cap);
+    A.trigger = A.cap;
+    A.reclaim_ns += now_ns() - start;
+    return status;
+}
+
 static size_t node_bytes(void) { return (size_t)A.cap * (size_t)mg_bytes_per_node(); }
 
 /* After a compaction, texts may grow by this much before the next one is due: twice what
@@ -125,9 +144,8 @@ static void set_text_budget(void) {
 
 /* Drops every node no handle reaches and slides the rest down, keeping their order; texts of
  * dropped nodes are freed in the same single pass over the (node-sorted) text table. */
-static int32_t compact(void) {
+static int32_t compact_nodes(void) {
     uint32_t n = A.len;
-    A.compactions++;
     uint32_t *remap = calloc(n ? n : 1, sizeof *remap); /* "live?" flags, then new indices */
     if (!remap) return MG_ERR_NOMEM;
     for (uint32_t h = 0; h < A.handles_len; h++)
@@ -138,7 +156,8 @@ static int32_t compact(void) {
         if (A.rhs[i] != NO_NODE) remap[A.rhs[i]] = 1;
     }
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    while (kept < n && remap[kept]) remap[kept] = kept, kept++; /* what stays where it is */
+    for (uint32_t i = kept; i < n; i++) {
         if (!remap[i]) {
             remap[i] = NO_NODE;
             continue;
@@ -172,6 +191,14 @@ static int32_t compact(void) {
     return MG_OK;
 }
 
+static int32_t compact(void) {
+    int64_t start = now_ns();
+    int32_t status = compact_nodes();
+    A.compactions++;
+    A.reclaim_ns += now_ns() - start;
+    return status;
+}
+
 /* The capacity for `need` slots with the arena's headroom, in whole MIN_CAPACITY blocks, and
  * never above the node limit (need itself is at most the limit). */
 static uint32_t sized_for(uint64_t need) {
@@ -186,37 +213,54 @@ static uint32_t sized_for(uint64_t need) {
  *   - Grow, to need * headroom, when the compaction freed too little: the arena would be under
  *     half-way between need and that target.  So growing is geometric, and each compaction
  *     frees at least ~(headroom - 1) / 2 of the live set.
- *   - Shrink only when SHRINK_AFTER compactions in a row found need * headroom under a quarter of
- *     the capacity, and then to the largest of those.  Compactions sample the live set at
- *     arbitrary moments (in a training step it climbs from the parameters to the whole graph),
- *     so one small sample says little; a run of them says the big graph is gone.  This is what
- *     keeps the arena from shrinking to the start of a step and regrowing in the same step.
- * mg_collect() skips the wait (collect()).  Failing to resize is harmless while need fits. */
-static int32_t size_arena(uint64_t need) {
-    uint64_t target = sized_for(need);
+ *   - Shrink when the arena is oversized (need * headroom is under a quarter of it) at
+ *     shrink_after compactions in a row, and then at a probe: one more compaction, made early,
+ *     half-way through the room left.  The probe is there because compactions at the full mark
+ *     can fall at the same point of a repeated workload every time: an arena just big enough
+ *     for a training step fills at the step's start, where little is alive, and such samples
+ *     say nothing of the step's peak.  The probe samples another point.  If it finds the arena
+ *     needed, nothing is resized and the next probe waits twice as long; otherwise the arena
+ *     shrinks to the largest need of the run.
+ * mg_collect() skips all this (collect()).  Failing to resize is harmless while need fits. */
+static int32_t size_arena(uint64_t need, bool probe) {
+    A.trigger = A.cap;
     if ((uint64_t)A.cap * 200 < need * (100 + A.headroom)) { /* cap < need * (1 + h) / 2 */
         A.low_compactions = 0;
-        return resize_nodes((uint32_t)target);
+        A.shrink_after = SHRINK_AFTER;
+        return resize_nodes(sized_for(need));
     }
-    if (target * 4 > A.cap) {
+    if ((uint64_t)sized_for(need) * 4 > A.cap) {
         A.low_compactions = 0;
+        if (probe && A.shrink_after < SHRINK_AFTER_MAX) A.shrink_after *= 2;
         return MG_OK;
     }
     if (A.low_compactions == 0 || need > A.low_need) A.low_need = need;
-    if (++A.low_compactions < SHRINK_AFTER) return MG_OK;
-    A.low_compactions = 0;
-    return resize_nodes(sized_for(A.low_need));
+    if (probe) {
+        A.low_compactions = 0;
+        A.shrink_after = SHRINK_AFTER;
+        return resize_nodes(sized_for(A.low_need));
+    }
+    if (++A.low_compactions >= A.shrink_after) {
+        uint64_t halfway = A.len + (A.cap - A.len) / 2;
+        A.trigger = (uint32_t)(halfway > need ? halfway : need);
+    }
+    return MG_OK;
 }
 
 /* Makes room for `extra` more nodes: reclaims first, then sizes the arena for live + extra.
  * Returns MG_OK exactly when cap - len >= extra afterwards: every caller pushes that many
- * nodes with no further check. */
+ * nodes with no further check.  (len <= trigger <= cap holds between calls.) */
 static int32_t reserve(uint32_t extra) {
-    if (A.cap - A.len >= extra && (uint64_t)A.len + extra <= A.limit) return MG_OK;
+    if (A.trigger - A.len >= extra && (uint64_t)A.len + extra <= A.limit) return MG_OK;
+    bool probe = A.trigger < A.cap;
     int32_t status = compact(); /* the limit counts live nodes: reclaim before refusing */
     if (status) return status;
-    if ((uint64_t)A.len + extra > A.limit) return MG_ERR_NODE_LIMIT;
-    status = size_arena((uint64_t)A.len + extra);
+    if ((uint64_t)A.len + extra > A.limit) {
+        A.trigger = A.cap;
+        return MG_ERR_NODE_LIMIT;
+    }
+    status = size_arena((uint64_t)A.len + extra, probe);
+    assert(A.len <= A.trigger && A.trigger <= A.cap);
     /* Out of memory but still room after reclaiming: carry on in the space we have. */
     if (A.cap - A.len >= extra) return MG_OK;
     return status ? status : MG_ERR_NOMEM;
@@ -810,6 +854,8 @@ static int32_t collect(void) {
     int32_t status = compact();
     if (status) return status;
     A.low_compactions = 0;
+    A.shrink_after = SHRINK_AFTER;
+    A.trigger = A.cap;
     uint32_t fit = sized_for(A.len);
     if (fit < A.cap) resize_nodes(fit); /* failing to shrink is harmless */
     return MG_OK;
@@ -838,6 +884,7 @@ int64_t mg_handle_count(void) { LOCKED(int64_t, (int64_t)A.live_handles); }
 int32_t mg_collect(void) { LOCKED(int32_t, collect()); }
 int64_t mg_compactions(void) { LOCKED(int64_t, A.compactions); }
 int64_t mg_arena_resizes(void) { LOCKED(int64_t, A.resizes); }
+int64_t mg_reclaim_nanoseconds(void) { LOCKED(int64_t, A.reclaim_ns); }
 int64_t mg_arena_bytes(void) { LOCKED(int64_t, arena_bytes()); }
 int32_t mg_set_headroom(int32_t percent) { LOCKED(int32_t, set_headroom(percent)); }
 int32_t mg_set_node_limit(int64_t limit) { LOCKED(int32_t, set_node_limit(limit)); }

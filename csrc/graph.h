@@ -119,9 +119,11 @@ int64_t mg_bytes_per_node(void);      /* arena bytes per node slot */
 int64_t mg_arena_bytes(void);         /* bytes the arena holds: node slots, handles, texts */
 int64_t mg_compactions(void);         /* compactions so far (reclaiming when full, or asked) */
 int64_t mg_arena_resizes(void);       /* times the node arrays were grown or shrunk */
+int64_t mg_reclaim_nanoseconds(void); /* CPU time spent compacting and resizing, in total */
 /* Reclaims unreachable nodes now and gives memory back: the arena shrinks to its live set (with
- * its headroom) at once.  Otherwise it shrinks only after a run of compactions found it
- * oversized, so that a training loop does not shrink and regrow it within each step. */
+ * its headroom) at once.  Otherwise it shrinks only after a run of compactions, at different
+ * points of the work, found it oversized, so that a training loop does not shrink and regrow
+ * it within each step. */
 int32_t mg_collect(void);
 /* The arena's headroom in percent of the live set (150..1000, default 250): a compaction that
  * leaves the arena fuller than half-way to it grows it to this.  Tests and bench/ set it. */

@@ -60,7 +60,8 @@ def test_build_and_drop_a_66k_node_graph_200_times(settled):
 
 def test_moons_training_memory_is_flat_over_2000_steps(settled):
     """The moons demo's step (MLP(2, [16, 16, 1]), 100 points, ~66k nodes a step) 2,000 times:
-    the arena and the process stay the same size once warm; the model is held throughout."""
+    the arena (its bytes, not only its handles) and the process stay the same size once warm,
+    at under 3x the live set's slots; the model is held throughout."""
     import random
 
     from micrograd_c.nn import MLP
@@ -71,27 +72,36 @@ def test_moons_training_memory_is_flat_over_2000_steps(settled):
     random.seed(1337)
     model = MLP(2, [16, 16, 1])
 
-    def step():
+    def loss():
         scores = [model(list(map(Value, x))) for x in X]
         losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
-        total = sum(losses) * (1.0 / len(losses)) + 1e-4 * sum(p * p for p in model.parameters())
+        return sum(losses) * (1.0 / len(losses)) + 1e-4 * sum(p * p for p in model.parameters())
+
+    def step():
+        total = loss()
         model.zero_grad()
         total.backward()
         for p in model.parameters():
             p.data -= 0.05 * p.grad
         return total.data
 
+    peak_live = len(census(loss()))  # one step's graph, parameters included: all alive at once
     for _ in range(200):  # warm up: the arena reaches its working size
         step()
     gc.collect()
-    start_rss, caps, losses = rss(), [], []
+    start_rss, sizes, losses = rss(), [], []
+    compactions, resizes = lib.mg_compactions(), lib.mg_arena_resizes()
     for _ in range(1_800):
         losses.append(step())
-        caps.append(lib.mg_capacity())
+        sizes.append((lib.mg_capacity(), lib.mg_arena_bytes()))
     gc.collect()
     grew = rss() - start_rss
-    assert max(caps) == min(caps), "the arena kept resizing in steady state"
-    assert max(caps) <= 1 << 19
+    assert max(sizes) == min(sizes), "the arena changed size in steady state"
+    assert lib.mg_arena_resizes() == resizes
+    capacity, arena_bytes = sizes[0]
+    # The sizing policy's promise: at most ~2.5x the peak live set (the target is 3x, 90 B).
+    assert capacity <= 3 * peak_live and arena_bytes <= 90 * peak_live, (capacity, arena_bytes)
+    assert lib.mg_compactions() - compactions <= 2 * 1_800, "compacting more than twice a step"
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]  # it did train
     assert SANITIZED or grew < 5 * MB, f"RSS grew by {grew / MB:.1f} MB over 1,800 steps"
 
@@ -254,7 +264,7 @@ def test_node_limit_holds_while_the_arena_has_room(settled):
 
 # -- the arena's size: room for every request, and memory that follows the live set ------------
 
-SHRINK_AFTER = 8  # graph.c: compactions in a row that must find the arena oversized
+SHRINK_AFTER = 4  # graph.c: compactions in a row that must find the arena oversized (+ a probe)
 
 
 def fill_with_garbage():
@@ -348,7 +358,8 @@ def test_collect_gives_a_dropped_graph_back_at_once(settled):
 
 def test_arena_shrinks_by_itself_within_bounded_work(settled):
     """Without collect(): after a big graph is dropped and small graphs are made, the arena
-    shrinks after at most SHRINK_AFTER compactions, that is a bounded number of nodes made."""
+    shrinks after SHRINK_AFTER compactions and a probe, that is within a bounded number of
+    nodes made."""
     import random
 
     from micrograd_c.nn import MLP
@@ -362,7 +373,7 @@ def test_arena_shrinks_by_itself_within_bounded_work(settled):
     expected = model(x).data
     made = calls = 0
     compactions = lib.mg_compactions()
-    while lib.mg_capacity() >= big and made <= (SHRINK_AFTER + 2) * big:
+    while lib.mg_capacity() >= big and made <= (SHRINK_AFTER + 1) * big:
         before = lib.mg_node_count()
         out = model(x)
         made += lib.mg_node_count() - before if lib.mg_node_count() > before else 0
@@ -371,7 +382,7 @@ def test_arena_shrinks_by_itself_within_bounded_work(settled):
         del out
     assert lib.mg_capacity() < big / 4, f"still {lib.mg_capacity():,} slots after {calls} calls"
     assert lib.mg_compactions() - compactions <= SHRINK_AFTER + 1
-    assert made <= (SHRINK_AFTER + 2) * big
+    assert made <= (SHRINK_AFTER + 1) * big
 
 
 def test_dead_labels_do_not_pile_up(settled):

@@ -705,10 +705,10 @@ static mg_handle held_chain(mg_handle start, int32_t nodes) {
 }
 
 /* After a big graph is dropped, memory follows the live set down: at once on mg_collect, and
- * by itself within a bounded amount of further work (a run of compactions that each find the
- * arena oversized). */
+ * by itself within a bounded amount of further work: a run of SHRINK_AFTER compactions that
+ * find the arena oversized, then a probe (one more, early) that does too. */
 static void test_memory_follows_live_set(void) {
-    enum { BIG = 1000000, SMALL = 2000, SHRINK_AFTER = 8 };
+    enum { BIG = 1000000, SMALL = 2000, SHRINK_AFTER = 4 };
     mg_handle one = MAKE(mg_leaf(1.0));
     int64_t small_bytes = mg_arena_bytes();
     mg_handle big = held_chain(one, BIG);
@@ -724,12 +724,12 @@ static void test_memory_follows_live_set(void) {
     big = held_chain(one, BIG);
     mg_release(big);
     int64_t made = 0, compactions = mg_compactions();
-    while (mg_capacity() > 16 * SMALL && made <= (SHRINK_AFTER + 2) * big_cap) {
+    while (mg_capacity() > 16 * SMALL && made <= (SHRINK_AFTER + 1) * big_cap) {
         mg_release(held_chain(one, SMALL));
         made += SMALL;
     }
     CHECK(mg_capacity() <= 16 * SMALL);
-    CHECK(made <= (SHRINK_AFTER + 2) * big_cap);
+    CHECK(made <= (SHRINK_AFTER + 1) * big_cap);
     CHECK(mg_compactions() - compactions <= SHRINK_AFTER + 1);
     CHECK_DOUBLE(mg_data(one), 1.0);
     mg_release(one);
