@@ -18,8 +18,8 @@ def collect() -> None:
     The arena reclaims dropped graphs by itself whenever it fills, and shrinks by itself once a
     run of reclaims found it far bigger than what is alive.  Call this after dropping a big
     graph to get its memory back at once (it also runs Python's gc.collect(), so Values in
-    reference cycles go too).  Not needed in a training loop: there the arena stays at ~2.5x
-    one step's graph.
+    reference cycles go too).  Not needed in a training loop: there the arena stays within
+    2.5x what is alive at once.
     """
     _gc.collect()
     _core.check(_core.lib.mg_collect())

@@ -99,8 +99,11 @@ def test_moons_training_memory_is_flat_over_2000_steps(settled):
     assert max(sizes) == min(sizes), "the arena changed size in steady state"
     assert lib.mg_arena_resizes() == resizes
     capacity, arena_bytes = sizes[0]
-    # The sizing policy's promise: at most ~2.5x the peak live set (the target is 3x, 90 B).
-    assert capacity <= 3 * peak_live and arena_bytes <= 90 * peak_live, (capacity, arena_bytes)
+    # The sizing policy's promise: 2.5x the live set it grew for (at most the peak and one
+    # call), in whole 1024-slot blocks; the target is 3x, 90 bytes per peak-live node.  (The
+    # handle and text tables, which other tests may have grown, are not part of the promise.)
+    assert capacity <= 2.5 * (peak_live + 1024), (capacity, peak_live)
+    assert capacity * lib.mg_bytes_per_node() <= 90 * peak_live
     assert lib.mg_compactions() - compactions <= 2 * 1_800, "compacting more than twice a step"
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]  # it did train
     assert SANITIZED or grew < 5 * MB, f"RSS grew by {grew / MB:.1f} MB over 1,800 steps"
