@@ -858,6 +858,9 @@ static int32_t collect(void) {
     A.trigger = A.cap;
     uint32_t fit = sized_for(A.len);
     if (fit < A.cap) resize_nodes(fit); /* failing to shrink is harmless */
+    size_t texts_fit = A.texts_len < 8 ? 16 : 2 * A.texts_len;
+    if (texts_fit < A.texts_cap && grow_array((void **)&A.texts, texts_fit, sizeof *A.texts))
+        A.texts_cap = texts_fit; /* the handle table cannot shrink: its slots are handles */
     return MG_OK;
 }
 

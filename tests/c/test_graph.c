@@ -802,6 +802,8 @@ static void test_labels_through_compaction(void) {
         if (k % 3 != 1) mg_release(h[k]), h[k] = -1;
     CHECK_INT(mg_collect(), MG_OK);
     CHECK_INT(mg_node_count(), N / 3 + (N % 3 == 2));
+    /* Once the kept ones go too, mg_collect gives the text table's memory back (3 MiB for
+     * 80,000 entries); the handle table (1.5 MiB for 80,000 handles) cannot shrink. */
     for (int32_t k = 1; k < N; k += 3) {
         int len = snprintf(text, sizeof text, "leaf %d", (int)k);
         int32_t kind = k % 5 ? MG_TEXT_LABEL : MG_TEXT_OP;
@@ -812,6 +814,8 @@ static void test_labels_through_compaction(void) {
         CHECK_DOUBLE(mg_data(h[k]), (double)k);
         mg_release(h[k]);
     }
+    CHECK_INT(mg_collect(), MG_OK);
+    CHECK(mg_arena_bytes() < 2 << 20);
     free(h);
 }
 
