@@ -62,12 +62,13 @@ class Sizes:
     deep: tuple[int, ...]  # deep: chains only micrograd_c can backprop
     recursion_depth: int  # deep: a chain micrograd's recursive sort cannot handle
     train_steps: int  # memory: steps of the flatness run
+    memory_steps: tuple[int, int]  # memory: warm-up and sampled steps of the bytes-per-node run
 
 
 FULL = Sizes(ops=100_000, products=2**18, moons=100, deep=(1_000_000, 10_000_000),
-             recursion_depth=5_000, train_steps=1_000)
+             recursion_depth=5_000, train_steps=1_000, memory_steps=(50, 200))
 QUICK = Sizes(ops=2_000, products=2**8, moons=10, deep=(10_000, 100_000),
-              recursion_depth=5_000, train_steps=20)
+              recursion_depth=5_000, train_steps=20, memory_steps=(5, 10))
 
 
 class Agreement:
@@ -288,9 +289,38 @@ def traced(build: Callable[[], Any]) -> tuple[Any, int]:
 
 
 def arena() -> dict[str, int]:
-    """micrograd_c's arena: node slots in use (live or not yet reclaimed), allocated, handles."""
+    """micrograd_c's arena: node slots in use (live or not yet reclaimed), allocated, handles,
+    the bytes it holds (node slots, handles, texts), and its compactions, resizes and time
+    spent on both so far."""
     return {"nodes": lib.mg_node_count(), "capacity": lib.mg_capacity(),
-            "handles": lib.mg_handle_count(), "bytes_per_node": lib.mg_bytes_per_node()}
+            "handles": lib.mg_handle_count(), "arena_bytes": lib.mg_arena_bytes(),
+            "compactions": lib.mg_compactions(), "resizes": lib.mg_arena_resizes(),
+            "reclaim_ns": lib.mg_reclaim_nanoseconds()}
+
+
+def training_memory(moons: Moons, warmup: int, steps: int) -> dict[str, Any]:
+    """The arena in micrograd_c's steady state of the moons training loop: `warmup` steps, then
+    `steps` steps sampled after each.  Bytes are the most the arena held, per node of the peak
+    live set (one step's graph, parameters included: all that is alive at once here)."""
+    for k in range(warmup):
+        moons.step(k, warmup + steps)
+    total_loss, _ = moons.loss()
+    peak_live = count_nodes(total_loss)
+    del total_loss
+    start = arena()
+    most_bytes = most_capacity = 0
+    for k in range(steps):
+        moons.step(warmup + k, warmup + steps)
+        most_bytes = max(most_bytes, lib.mg_arena_bytes())
+        most_capacity = max(most_capacity, lib.mg_capacity())
+    end = arena()
+    compactions = end["compactions"] - start["compactions"]
+    return {"peak_live": peak_live, "arena_bytes": most_bytes, "capacity": most_capacity,
+            "arena_bytes_per_node": most_bytes / peak_live,
+            "capacity_per_node": most_capacity / peak_live,
+            "compactions_per_step": compactions / steps,
+            "resizes": end["resizes"] - start["resizes"],
+            "reclaim_ms_per_step": (end["reclaim_ns"] - start["reclaim_ns"]) / steps / 1e6}
 
 
 def rss_bytes() -> int | None:

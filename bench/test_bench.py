@@ -38,6 +38,7 @@ from mgbench import (
     op_fingerprint,
     rss_bytes,
     traced,
+    training_memory,
     wide_fingerprint,
     wide_graph,
 )
@@ -157,23 +158,25 @@ def test_deep_chain(benchmark: Any, depth: int) -> None:
 @pytest.mark.benchmark(group="memory")
 def test_memory_moons_graph(benchmark: Any, engine: Engine, sizes: Sizes,
                             agreement: Agreement) -> None:
-    """Bytes per node of one moons forward+loss graph (the figure), then its build time."""
+    """Bytes per node of the moons training loop (the figure), then one graph's build time.
+    micrograd: the Python heap one step's graph holds, per node.  micrograd_c: the most the
+    arena holds in the loop's steady state, per node alive at the peak (one step's graph),
+    plus the Python objects the graph keeps; and the arena's compactions per step."""
     moons = Moons(engine, sizes.moons)
     moons.loss()  # a micrograd_c model packs its parameters' handles on its first call, once
     (total_loss, acc), python_bytes = traced(moons.loss)
     nodes = count_nodes(total_loss)
     info: dict[str, Any] = {"nodes": nodes, "python_bytes": python_bytes,
                             "bytes_per_node": python_bytes / nodes}
-    if engine.name == "micrograd_c":
-        lib.mg_collect()  # drop the first call's graph: the arena holds this one alone
-        state = arena()
-        # Node slots in the arena, plus the Python objects (proxies) the graph keeps.
-        info.update(arena=state, arena_bytes_per_node=state["bytes_per_node"],
-                    bytes_per_node=state["bytes_per_node"] + python_bytes / nodes)
-    benchmark.extra_info.update(count=1, per="graph", **info)
     agreement.check("memory-moons", engine, Fingerprint(exact=(nodes, total_loss.data, acc)),
                     lambda other: graph_fingerprint(Moons(other, sizes.moons)))
     del total_loss
+    if engine.name == "micrograd_c":
+        loop = training_memory(Moons(engine, sizes.moons), *sizes.memory_steps)
+        assert loop["peak_live"] == nodes
+        info.update(loop, python_bytes_per_node=python_bytes / nodes,
+                    bytes_per_node=loop["arena_bytes_per_node"] + python_bytes / nodes)
+    benchmark.extra_info.update(count=1, per="graph", **info)
     benchmark.pedantic(moons.loss, rounds=ROUNDS["memory"][engine.name], warmup_rounds=1)
 
 
@@ -185,8 +188,9 @@ def graph_fingerprint(moons: Moons) -> Fingerprint:
 @pytest.mark.benchmark(group="memory")
 def test_memory_flat(benchmark: Any, sizes: Sizes) -> None:
     """The arena and the process over many training steps, sampled ten times for report.py to
-    judge whether they stay flat; checked here: no Value leaks its handle.  micrograd_c alone:
-    micrograd would need 20 minutes for 1,000 steps."""
+    judge whether they stay flat.  Checked here: no Value leaks its handle, and from the second
+    sample on the arena neither grows nor resizes.  micrograd_c alone: micrograd would need 20
+    minutes for 1,000 steps."""
     engine = ENGINES["micrograd_c"]
     moons = Moons(engine, sizes.moons)
     steps = sizes.train_steps
@@ -203,3 +207,6 @@ def test_memory_flat(benchmark: Any, sizes: Sizes) -> None:
     benchmark.pedantic(train, rounds=1)
     handles = {s["handles"] for s in samples}
     assert len(handles) == 1, f"Values leak handles: {sorted(handles)}"
+    warm = samples[1:]
+    assert len({(s["capacity"], s["arena_bytes"], s["resizes"]) for s in warm}) == 1, \
+        f"the arena changed size in steady state: {warm}"

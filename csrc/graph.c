@@ -12,16 +12,23 @@
 #include "graph.h"
 #include "lock.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NO_NODE UINT32_MAX
 #define MARK 0x80u /* op-byte bit: "reached by the running backward sweep" */
 #define MIN_CAPACITY 1024u
 #define MAX_NODES ((uint32_t)INT32_MAX)
+/* Arena sizing (size_arena(); docs/design.md has the measured curve behind the numbers). */
+#define DEFAULT_HEADROOM 250u    /* percent: a resized arena holds 2.5x its live set */
+#define SHRINK_AFTER 4u          /* compactions in a row that find the arena oversized, */
+#define SHRINK_AFTER_MAX 64u     /* doubling up to this after each probe that finds it needed */
+#define TEXT_SLACK ((size_t)1 << 20) /* bytes of dead texts that never force a compaction */
 
 _Static_assert(MG_CUSTOM < MARK, "op codes must leave the mark bit free");
 
@@ -51,6 +58,12 @@ static struct {
     uint32_t *node_handle;  /* the node's handle, NO_NODE when no Value holds it */
     uint8_t *op;
     uint32_t len, cap, limit;
+    uint32_t trigger;         /* len that makes reserve() compact: cap, or less for a probe */
+    uint32_t headroom;        /* percent of the live set a resized arena holds */
+    uint32_t low_compactions; /* compactions in a row that found the arena oversized */
+    uint32_t shrink_after;    /* how many make a probe (SHRINK_AFTER, doubling on failed probes) */
+    uint64_t low_need;        /* the most slots any of those needed */
+    int64_t compactions, resizes, reclaim_ns;
     /* handles */
     Handle *handles;
     uint32_t handles_len, handles_cap, free_handle, live_handles;
@@ -58,9 +71,14 @@ static struct {
     /* labels and hand-written op names, sorted by node */
     Text *texts;
     size_t texts_len, texts_cap;
+    size_t text_bytes;  /* held by texts, live or not yet reclaimed */
+    size_t text_budget; /* text_bytes that make set_text compact first */
 } A = {
     .lock = MG_LOCK_INIT,
     .limit = MAX_NODES,
+    .headroom = DEFAULT_HEADROOM,
+    .shrink_after = SHRINK_AFTER,
+    .text_budget = TEXT_SLACK,
     .free_handle = NO_NODE,
 };
 
@@ -83,9 +101,15 @@ static bool grow_array(void **array, size_t count, size_t item_size) {
     return true;
 }
 
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
 /* Resize every node array to new_cap slots (new_cap >= len).  On failure the arena is unchanged
  * in meaning: arrays already resized are merely larger than cap. */
-static int32_t resize_nodes(uint32_t new_cap) {
+static int32_t resize_arrays(uint32_t new_cap) {
     if (!grow_array((void **)&A.data, new_cap, sizeof *A.data) ||
         !grow_array((void **)&A.grad, new_cap, sizeof *A.grad) ||
         !grow_array((void **)&A.lhs, new_cap, sizeof *A.lhs) ||
@@ -97,20 +121,33 @@ static int32_t resize_nodes(uint32_t new_cap) {
         return MG_ERR_NOMEM;
     }
     A.cap = new_cap;
+    A.resizes++;
     return MG_OK;
 }
 
-static void forget_text(size_t i) {
-    free(A.texts[i].text);
-    memmove(&A.texts[i], &A.texts[i + 1], (A.texts_len - i - 1) * sizeof *A.texts);
-    A.texts_len--;
+static int32_t resize_nodes(uint32_t new_cap) {
+    int64_t start = now_ns();
+    int32_t status = resize_arrays(new_cap);
+    A.trigger = A.cap;
+    A.reclaim_ns += now_ns() - start;
+    return status;
 }
 
-/* Drops every node no handle reaches and slides the rest down, keeping their order. */
-static int32_t compact(void) {
+static size_t node_bytes(void) { return (size_t)A.cap * (size_t)mg_bytes_per_node(); }
+
+/* After a compaction, texts may grow by this much before the next one is due: twice what
+ * survived (so text-driven compactions cost O(1) per byte), and at least TEXT_SLACK or a
+ * quarter of the node arrays (so dead labels never hold much more than the nodes do). */
+static void set_text_budget(void) {
+    size_t slack = node_bytes() / 4 > TEXT_SLACK ? node_bytes() / 4 : TEXT_SLACK;
+    A.text_budget = A.text_bytes > SIZE_MAX / 4 ? SIZE_MAX : 2 * A.text_bytes + slack;
+}
+
+/* Drops every node no handle reaches and slides the rest down, keeping their order; texts of
+ * dropped nodes are freed in the same single pass over the (node-sorted) text table. */
+static int32_t compact_nodes(void) {
     uint32_t n = A.len;
-    if (n == 0) return MG_OK;
-    uint32_t *remap = calloc(n, sizeof *remap); /* first "live?" flags, then new indices */
+    uint32_t *remap = calloc(n ? n : 1, sizeof *remap); /* "live?" flags, then new indices */
     if (!remap) return MG_ERR_NOMEM;
     for (uint32_t h = 0; h < A.handles_len; h++)
         if (A.handles[h].refs) remap[A.handles[h].node] = 1;
@@ -120,7 +157,8 @@ static int32_t compact(void) {
         if (A.rhs[i] != NO_NODE) remap[A.rhs[i]] = 1;
     }
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    while (kept < n && remap[kept]) remap[kept] = kept, kept++; /* what stays where it is */
+    for (uint32_t i = kept; i < n; i++) {
         if (!remap[i]) {
             remap[i] = NO_NODE;
             continue;
@@ -136,43 +174,97 @@ static int32_t compact(void) {
     }
     for (uint32_t h = 0; h < A.handles_len; h++)
         if (A.handles[h].refs) A.handles[h].node = remap[A.handles[h].node];
-    for (size_t t = A.texts_len; t-- > 0;) {
-        if (remap[A.texts[t].node] == NO_NODE)
-            forget_text(t);
-        else
-            A.texts[t].node = remap[A.texts[t].node];
+    size_t texts_kept = 0; /* remap keeps node order, so the kept texts stay sorted */
+    for (size_t t = 0; t < A.texts_len; t++) {
+        Text text = A.texts[t];
+        if (remap[text.node] == NO_NODE) {
+            A.text_bytes -= text.len;
+            free(text.text);
+            continue;
+        }
+        text.node = remap[text.node];
+        A.texts[texts_kept++] = text;
     }
+    A.texts_len = texts_kept;
     free(remap);
     A.len = kept;
+    set_text_budget();
     return MG_OK;
 }
 
-/* Shrinks the arena after a big graph was dropped, so memory follows the live set down. */
-static void maybe_shrink(void) {
-    if (A.cap <= MIN_CAPACITY || (uint64_t)A.len * 8 > A.cap) return;
-    uint32_t new_cap = A.cap; /* halve while the survivors would still fill under a quarter */
-    while (new_cap / 2 >= MIN_CAPACITY && (uint64_t)A.len * 4 <= new_cap / 2) new_cap /= 2;
-    resize_nodes(new_cap); /* failing to shrink is harmless */
+static int32_t compact(void) {
+    int64_t start = now_ns();
+    int32_t status = compact_nodes();
+    A.compactions++;
+    A.reclaim_ns += now_ns() - start;
+    return status;
 }
 
-/* Makes room for `extra` more nodes: reclaim first, grow when the arena stays over half full. */
-static int32_t reserve(uint32_t extra) {
-    if (A.cap - A.len >= extra && (uint64_t)A.len + extra <= A.limit) return MG_OK;
-    int32_t status = compact(); /* the limit counts live nodes: reclaim before refusing */
-    if (status) return status;
-    if ((uint64_t)A.len + extra > A.limit) return MG_ERR_NODE_LIMIT;
-    uint64_t want = (uint64_t)A.len + extra;
-    if (want * 2 <= A.cap) {
-        maybe_shrink();
+/* The capacity for `need` slots with the arena's headroom, in whole MIN_CAPACITY blocks, and
+ * never above the node limit (need itself is at most the limit). */
+static uint32_t sized_for(uint64_t need) {
+    uint64_t cap = need * A.headroom / 100;
+    cap = (cap + MIN_CAPACITY - 1) / MIN_CAPACITY * MIN_CAPACITY;
+    if (cap < MIN_CAPACITY) cap = MIN_CAPACITY;
+    if (cap > A.limit) cap = A.limit > need ? A.limit : (uint32_t)need;
+    return (uint32_t)cap;
+}
+
+/* Sizes the arena after a compaction that left `need` = live + requested slots in use.
+ *   - Grow, to need * headroom, when the compaction freed too little: the arena would be under
+ *     half-way between need and that target.  So growing is geometric, and each compaction
+ *     frees at least ~(headroom - 1) / 2 of the live set.
+ *   - Shrink when the arena is oversized (need * headroom is under a quarter of it) at
+ *     shrink_after compactions in a row, and then at a probe: one more compaction, made early,
+ *     half-way through the room left.  The probe is there because compactions at the full mark
+ *     can fall at the same point of a repeated workload every time: an arena just big enough
+ *     for a training step fills at the step's start, where little is alive, and such samples
+ *     say nothing of the step's peak.  The probe samples another point.  If it finds the arena
+ *     needed, nothing is resized and the next probe waits twice as long; otherwise the arena
+ *     shrinks to the largest need of the run.
+ * mg_collect() skips all this (collect()).  Failing to resize is harmless while need fits. */
+static int32_t size_arena(uint64_t need, bool probe) {
+    A.trigger = A.cap;
+    if ((uint64_t)A.cap * 200 < need * (100 + A.headroom)) { /* cap < need * (1 + h) / 2 */
+        A.low_compactions = 0;
+        A.shrink_after = SHRINK_AFTER;
+        return resize_nodes(sized_for(need));
+    }
+    if ((uint64_t)sized_for(need) * 4 > A.cap) {
+        A.low_compactions = 0;
+        if (probe && A.shrink_after < SHRINK_AFTER_MAX) A.shrink_after *= 2;
         return MG_OK;
     }
-    uint64_t new_cap = A.cap < MIN_CAPACITY ? MIN_CAPACITY : A.cap;
-    while (new_cap < want * 2) new_cap *= 2;
-    if (new_cap > A.limit) new_cap = A.limit;
-    status = resize_nodes((uint32_t)new_cap);
+    if (A.low_compactions == 0 || need > A.low_need) A.low_need = need;
+    if (probe) {
+        A.low_compactions = 0;
+        A.shrink_after = SHRINK_AFTER;
+        return resize_nodes(sized_for(A.low_need));
+    }
+    if (++A.low_compactions >= A.shrink_after) {
+        uint64_t halfway = A.len + (A.cap - A.len) / 2;
+        A.trigger = (uint32_t)(halfway > need ? halfway : need);
+    }
+    return MG_OK;
+}
+
+/* Makes room for `extra` more nodes: reclaims first, then sizes the arena for live + extra.
+ * Returns MG_OK exactly when cap - len >= extra afterwards: every caller pushes that many
+ * nodes with no further check.  (len <= trigger <= cap holds between calls.) */
+static int32_t reserve(uint32_t extra) {
+    if (A.trigger - A.len >= extra && (uint64_t)A.len + extra <= A.limit) return MG_OK;
+    bool probe = A.trigger < A.cap;
+    int32_t status = compact(); /* the limit counts live nodes: reclaim before refusing */
+    if (status) return status;
+    if ((uint64_t)A.len + extra > A.limit) {
+        A.trigger = A.cap;
+        return MG_ERR_NODE_LIMIT;
+    }
+    status = size_arena((uint64_t)A.len + extra, probe);
+    assert(A.len <= A.trigger && A.trigger <= A.cap);
     /* Out of memory but still room after reclaiming: carry on in the space we have. */
-    if (status && A.cap - A.len >= extra) return MG_OK;
-    return status;
+    if (A.cap - A.len >= extra) return MG_OK;
+    return status ? status : MG_ERR_NOMEM;
 }
 
 /* ---------------------------------------------------------------- handles --------------- */
@@ -244,6 +336,7 @@ static void drop_handle(mg_handle handle) {
 
 /* Appends a node; the caller has reserved room. */
 static uint32_t push(uint8_t op, double data, uint32_t lhs, uint32_t rhs) {
+    assert(A.len < A.cap);
     uint32_t i = A.len++;
     A.data[i] = data;
     A.grad[i] = 0.0;
@@ -632,10 +725,20 @@ static bool text_at(size_t slot, uint32_t node, int32_t kind) {
 
 static bool text_kind(int32_t kind) { return kind == MG_TEXT_LABEL || kind == MG_TEXT_OP; }
 
+static void forget_text(size_t slot) {
+    A.text_bytes -= A.texts[slot].len;
+    free(A.texts[slot].text);
+    memmove(&A.texts[slot], &A.texts[slot + 1], (A.texts_len - slot - 1) * sizeof *A.texts);
+    A.texts_len--;
+}
+
 static int32_t set_text(mg_handle h, int32_t kind, const char *text, size_t len) {
     if (!valid(h)) return MG_ERR_BAD_HANDLE;
     if (!text_kind(kind)) return MG_ERR_BAD_ARGUMENT;
     if (len > INT32_MAX) return MG_ERR_BAD_ARGUMENT;
+    /* Texts count toward reclaiming: dead Values' labels are freed before they pile up.  Failing
+     * to reclaim here only leaves them for later. */
+    if (A.text_bytes >= A.text_budget || len > A.text_budget - A.text_bytes) compact();
     uint32_t node = node_of(h);
     size_t slot = text_slot(node, kind);
     bool found = text_at(slot, node, kind);
@@ -647,6 +750,7 @@ static int32_t set_text(mg_handle h, int32_t kind, const char *text, size_t len)
     if (!copy) return MG_ERR_NOMEM;
     memcpy(copy, text, len);
     if (found) {
+        A.text_bytes -= A.texts[slot].len;
         free(A.texts[slot].text);
     } else {
         if (A.texts_len == A.texts_cap) {
@@ -661,6 +765,7 @@ static int32_t set_text(mg_handle h, int32_t kind, const char *text, size_t len)
         A.texts_len++;
     }
     A.texts[slot] = (Text){.node = node, .kind = kind, .len = len, .text = copy};
+    A.text_bytes += len;
     return MG_OK;
 }
 
@@ -781,10 +886,31 @@ int32_t mg_local_backward(mg_handle h) { LOCKED(int32_t, local_backward(h)); }
 
 /* ---------------------------------------------------------------- introspection --------- */
 
+/* mg_collect(): reclaim now, and give memory back at once: the arena is resized to the live
+ * set with its headroom when that is smaller (automatic shrinking waits, see size_arena()). */
 static int32_t collect(void) {
     int32_t status = compact();
-    if (!status) maybe_shrink();
-    return status;
+    if (status) return status;
+    A.low_compactions = 0;
+    A.shrink_after = SHRINK_AFTER;
+    A.trigger = A.cap;
+    uint32_t fit = sized_for(A.len);
+    if (fit < A.cap) resize_nodes(fit); /* failing to shrink is harmless */
+    size_t texts_fit = A.texts_len < 8 ? 16 : 2 * A.texts_len;
+    if (texts_fit < A.texts_cap && grow_array((void **)&A.texts, texts_fit, sizeof *A.texts))
+        A.texts_cap = texts_fit; /* the handle table cannot shrink: its slots are handles */
+    return MG_OK;
+}
+
+static int32_t set_headroom(int32_t percent) {
+    if (percent < 150 || percent > 1000) return MG_ERR_BAD_ARGUMENT;
+    A.headroom = (uint32_t)percent;
+    return MG_OK;
+}
+
+static int64_t arena_bytes(void) {
+    return (int64_t)(node_bytes() + A.handles_cap * sizeof *A.handles +
+                     A.texts_cap * sizeof *A.texts + A.text_bytes);
 }
 
 static int32_t set_node_limit(int64_t limit) {
@@ -797,6 +923,11 @@ int64_t mg_node_count(void) { LOCKED(int64_t, (int64_t)A.len); }
 int64_t mg_capacity(void) { LOCKED(int64_t, (int64_t)A.cap); }
 int64_t mg_handle_count(void) { LOCKED(int64_t, (int64_t)A.live_handles); }
 int32_t mg_collect(void) { LOCKED(int32_t, collect()); }
+int64_t mg_compactions(void) { LOCKED(int64_t, A.compactions); }
+int64_t mg_arena_resizes(void) { LOCKED(int64_t, A.resizes); }
+int64_t mg_reclaim_nanoseconds(void) { LOCKED(int64_t, A.reclaim_ns); }
+int64_t mg_arena_bytes(void) { LOCKED(int64_t, arena_bytes()); }
+int32_t mg_set_headroom(int32_t percent) { LOCKED(int32_t, set_headroom(percent)); }
 int32_t mg_set_node_limit(int64_t limit) { LOCKED(int32_t, set_node_limit(limit)); }
 
 int64_t mg_bytes_per_node(void) {

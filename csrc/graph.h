@@ -125,7 +125,18 @@ int64_t mg_node_count(void);          /* nodes in the arena, live or not yet rec
 int64_t mg_capacity(void);            /* node slots allocated */
 int64_t mg_handle_count(void);        /* handles owned by live Values */
 int64_t mg_bytes_per_node(void);      /* arena bytes per node slot */
-int32_t mg_collect(void);             /* reclaim unreachable nodes now */
+int64_t mg_arena_bytes(void);         /* bytes the arena holds: node slots, handles, texts */
+int64_t mg_compactions(void);         /* compactions so far (reclaiming when full, or asked) */
+int64_t mg_arena_resizes(void);       /* times the node arrays were grown or shrunk */
+int64_t mg_reclaim_nanoseconds(void); /* CPU time spent compacting and resizing, in total */
+/* Reclaims unreachable nodes now and gives memory back: the arena shrinks to its live set (with
+ * its headroom) at once.  Otherwise it shrinks only after a run of compactions, at different
+ * points of the work, found it oversized, so that a training loop does not shrink and regrow
+ * it within each step. */
+int32_t mg_collect(void);
+/* The arena's headroom in percent of the live set (150..1000, default 250): a compaction that
+ * leaves the arena fuller than half-way to it grows it to this.  Tests and bench/ set it. */
+int32_t mg_set_headroom(int32_t percent);
 int32_t mg_set_node_limit(int64_t limit); /* 1..2**31-1; tests lower it */
 const char *mg_status_message(int32_t status);
 int32_t mg_gil_held(void);            /* defined by build_ffi.py: 1 if calls keep the GIL */

@@ -227,7 +227,7 @@ CTRL_C = textwrap.dedent("""
     thread = threading.Thread(target=interrupter)
     while True:
         try:
-            if not thread.is_alive() and not stopping.is_set():
+            if thread.ident is None:  # (not is_alive(): a Ctrl-C may cut start() short)
                 thread.start()
             if time.time() > deadline:
                 stopping.set()

@@ -60,7 +60,8 @@ def test_build_and_drop_a_66k_node_graph_200_times(settled):
 
 def test_moons_training_memory_is_flat_over_2000_steps(settled):
     """The moons demo's step (MLP(2, [16, 16, 1]), 100 points, ~66k nodes a step) 2,000 times:
-    the arena and the process stay the same size once warm; the model is held throughout."""
+    the arena (its bytes, not only its handles) and the process stay the same size once warm,
+    at under 3x the live set's slots; the model is held throughout."""
     import random
 
     from micrograd_c.nn import MLP
@@ -71,27 +72,39 @@ def test_moons_training_memory_is_flat_over_2000_steps(settled):
     random.seed(1337)
     model = MLP(2, [16, 16, 1])
 
-    def step():
+    def loss():
         scores = [model(list(map(Value, x))) for x in X]
         losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
-        total = sum(losses) * (1.0 / len(losses)) + 1e-4 * sum(p * p for p in model.parameters())
+        return sum(losses) * (1.0 / len(losses)) + 1e-4 * sum(p * p for p in model.parameters())
+
+    def step():
+        total = loss()
         model.zero_grad()
         total.backward()
         for p in model.parameters():
             p.data -= 0.05 * p.grad
         return total.data
 
+    peak_live = len(census(loss()))  # one step's graph, parameters included: all alive at once
     for _ in range(200):  # warm up: the arena reaches its working size
         step()
     gc.collect()
-    start_rss, caps, losses = rss(), [], []
+    start_rss, sizes, losses = rss(), [], []
+    compactions, resizes = lib.mg_compactions(), lib.mg_arena_resizes()
     for _ in range(1_800):
         losses.append(step())
-        caps.append(lib.mg_capacity())
+        sizes.append((lib.mg_capacity(), lib.mg_arena_bytes()))
     gc.collect()
     grew = rss() - start_rss
-    assert max(caps) == min(caps), "the arena kept resizing in steady state"
-    assert max(caps) <= 1 << 19
+    assert max(sizes) == min(sizes), "the arena changed size in steady state"
+    assert lib.mg_arena_resizes() == resizes
+    capacity, arena_bytes = sizes[0]
+    # The sizing policy's promise: 2.5x the live set it grew for (at most the peak and one
+    # call), in whole 1024-slot blocks; the target is 3x, 90 bytes per peak-live node.  (The
+    # handle and text tables, which other tests may have grown, are not part of the promise.)
+    assert capacity <= 2.5 * (peak_live + 1024), (capacity, peak_live)
+    assert capacity * lib.mg_bytes_per_node() <= 90 * peak_live
+    assert lib.mg_compactions() - compactions <= 2 * 1_800, "compacting more than twice a step"
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]  # it did train
     assert SANITIZED or grew < 5 * MB, f"RSS grew by {grew / MB:.1f} MB over 1,800 steps"
 
@@ -250,3 +263,156 @@ def test_node_limit_holds_while_the_arena_has_room(settled):
         assert kept[-1].data == 69_999.0
     finally:
         lib.mg_set_node_limit(MAX_NODE_LIMIT)
+
+
+# -- the arena's size: room for every request, and memory that follows the live set ------------
+
+SHRINK_AFTER = 4  # graph.c: compactions in a row that must find the arena oversized (+ a probe)
+
+
+def fill_with_garbage():
+    """Makes and drops Values until the arena is full: the next node made compacts first."""
+    while lib.mg_node_count() < lib.mg_capacity():
+        Value(0.0)
+
+
+def grow_and_drop(nodes):
+    """Grows the arena past `nodes` slots with a held chain, then drops the chain."""
+    x = Value(1.0)
+    for _ in range(nodes // 2):
+        x = x * 1.0
+    del x
+    gc.collect()
+
+
+@pytest.mark.parametrize("arena", ["small", "grown"])
+def test_weight_tied_layer_gets_room_after_a_compaction(settled, arena):
+    """Issue 13's crash: `layer.neurons *= 40` makes one call ask for far more nodes than the
+    live set, just as a full arena compacts and finds little alive.  The arena must be sized
+    for the request, not for the live set alone (it was, and mg_mlp wrote past its end)."""
+    import random
+
+    import micrograd.nn
+    import micrograd_c.nn
+
+    if arena == "grown":
+        grow_and_drop(50_000)
+    random.seed(13)
+    layer = micrograd_c.nn.Layer(50, 1)
+    random.seed(13)
+    mlayer = micrograd.nn.Layer(50, 1)
+    layer.neurons *= 40  # weight tying: 40 outputs share one Neuron
+    mlayer.neurons *= 40
+    x = [0.5 * k - 12.0 for k in range(50)]
+    expected = [v.data for v in mlayer(x)]
+    for _ in range(8):
+        fill_with_garbage()
+        out = layer(x)
+        assert [v.data for v in out] == expected
+        del out
+
+
+@pytest.mark.parametrize("share", ["the list", "its neurons"])
+def test_mlp_with_shared_layers_gets_room_after_compactions(settled, share):
+    """Issue 13's second crash: an MLP(16, [16]*8) whose layers all share layer 0's neurons,
+    each call's graph dropped; the same numbers as micrograd's, call after call."""
+    import random
+
+    import micrograd.nn
+    import micrograd_c.nn
+
+    models = []
+    for nn in (micrograd_c.nn, micrograd.nn):
+        random.seed(8)
+        model = nn.MLP(16, [16] * 8)
+        for layer in model.layers[1:]:
+            shared = model.layers[0].neurons
+            layer.neurons = shared if share == "the list" else list(shared)
+        models.append(model)
+    model, mmodel = models
+    for call in range(12):
+        x = [((call * 16 + k) % 7 - 3) / 4 for k in range(16)]
+        if call % 3 == 0:
+            fill_with_garbage()
+        out = model(x)
+        assert [v.data for v in out] == [v.data for v in mmodel(x)]
+        out[0].backward()
+        del out
+
+
+def test_collect_gives_a_dropped_graph_back_at_once(settled):
+    """After a 1M-node graph is dropped, micrograd_c.collect() shrinks the arena to the live
+    set: its bytes and the process's RSS come back down."""
+    import micrograd_c
+
+    keep = Value(2.0, label="keep")
+    start_bytes = lib.mg_arena_bytes()
+    grow_and_drop(1_000_000)
+    peak_bytes = lib.mg_arena_bytes()
+    assert peak_bytes >= 1_000_000 * lib.mg_bytes_per_node()
+    peak_rss = rss()
+    micrograd_c.collect()
+    assert lib.mg_arena_bytes() <= start_bytes
+    assert lib.mg_capacity() == 1024
+    # RSS had only the slots the graph touched: a million of them, 29 MB.
+    assert SANITIZED or peak_rss - rss() >= 1_000_000 * lib.mg_bytes_per_node() // 2
+    assert (keep.data, keep.label) == (2.0, "keep")
+
+
+def test_arena_shrinks_by_itself_within_bounded_work(settled):
+    """Without collect(): after a big graph is dropped and small graphs are made, the arena
+    shrinks after SHRINK_AFTER compactions and a probe, that is within a bounded number of
+    nodes made."""
+    import random
+
+    from micrograd_c.nn import MLP
+
+    random.seed(3)
+    model = MLP(16, [64, 64, 1])  # ~10,500 nodes a call
+    x = [0.1 * k for k in range(16)]
+    grow_and_drop(300_000)
+    big = lib.mg_capacity()
+    assert big >= 300_000
+    expected = model(x).data
+    made = calls = 0
+    compactions = lib.mg_compactions()
+    while lib.mg_capacity() >= big and made <= (SHRINK_AFTER + 1) * big:
+        before = lib.mg_node_count()
+        out = model(x)
+        made += lib.mg_node_count() - before if lib.mg_node_count() > before else 0
+        calls += 1
+        assert out.data == expected
+        del out
+    assert lib.mg_capacity() < big / 4, f"still {lib.mg_capacity():,} slots after {calls} calls"
+    assert lib.mg_compactions() - compactions <= SHRINK_AFTER + 1
+    assert made <= (SHRINK_AFTER + 1) * big
+
+
+def test_dead_labels_do_not_pile_up(settled):
+    """1,000 short-lived Values with 256 KiB labels: texts count toward reclaiming, so the arena
+    holds about one MiB of dead labels at most (it held 251 MiB)."""
+    label = "x" * (256 * 1024)
+    keep = Value(1.0, label="kept")
+    start_bytes, start_rss = lib.mg_arena_bytes(), rss()
+    most = 0
+    for k in range(1_000):
+        v = Value(float(k), label=label)
+        assert len(v.label) == len(label)
+        del v
+        most = max(most, lib.mg_arena_bytes() - start_bytes)
+    assert most <= (1 << 20) + 2 * len(label), f"arena held {most / MB:.1f} MiB"
+    assert SANITIZED or rss() - start_rss < 16 * MB
+    assert keep.label == "kept"
+
+
+def test_many_labels_survive_one_compaction(settled):
+    """80,000 labelled leaves, two in three dropped, one compaction: the kept ones keep their
+    own labels (texts are reclaimed in one pass that keeps the table in node order)."""
+    leaves = [Value(float(k), label=f"leaf {k}") for k in range(80_000)]
+    kept = leaves[1::3]
+    del leaves
+    gc.collect()
+    assert lib.mg_collect() == 0
+    assert lib.mg_node_count() <= len(kept) + 1_000  # what other tests' fixtures keep
+    assert all(v.label == f"leaf {int(v.data)}" for v in kept)
+    assert [int(v.data) for v in kept] == list(range(1, 80_000, 3))

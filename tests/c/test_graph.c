@@ -621,6 +621,230 @@ static void test_arena_reuse(void) {
     mg_release(keep);
 }
 
+/* Makes and drops leaves until the arena is full: the next node made must compact first. */
+static void fill_with_garbage(void) {
+    while (mg_node_count() < mg_capacity()) mg_release(MAKE(mg_leaf(0.0)));
+}
+
+/* One mg_mlp neuron of nin inputs whose weights are all w and inputs all x (weight tying, as
+ * `layer.neurons *= 40` does in Python): 2 * nin + 1 new nodes, data 1 + 6 * nin exactly for
+ * w = 2, x = 3, bias = 1.  Returns the output handle or the status. */
+static mg_handle tied_neuron(int32_t nin, mg_handle w, mg_handle x, mg_handle bias) {
+    mg_handle *params = malloc(sizeof *params * (size_t)(nin + 1));
+    mg_handle *inputs = malloc(sizeof *inputs * (size_t)(nin ? nin : 1));
+    double *constants = calloc((size_t)(nin ? nin : 1), sizeof *constants);
+    int32_t sizes[] = {nin, 1}, linear[] = {0};
+    mg_handle out = MG_ERR_NOMEM;
+    if (params && inputs && constants) {
+        for (int32_t k = 0; k < nin; k++) params[k] = w, inputs[k] = x;
+        params[nin] = bias;
+        int32_t status = mg_mlp(1, sizes, linear, params, inputs, constants, &out);
+        if (status != MG_OK) out = status;
+    }
+    free(params), free(inputs), free(constants);
+    return out;
+}
+
+/* A request of `extra` nodes met by an arena that is full of garbage around a small live set,
+ * so that reserve() compacts, finds little alive, and must still size the arena for the
+ * request (issue 13: it sized it for the live set alone and mg_mlp wrote past its end). */
+static void check_big_request(mg_handle w, mg_handle x, mg_handle bias, int64_t extra) {
+    fill_with_garbage();
+    int32_t nin = (int32_t)(extra / 2);
+    mg_handle out = tied_neuron(nin, w, x, bias);
+    CHECK(out >= 0);
+    if (out < 0) return;
+    CHECK_DOUBLE(mg_data(out), 1.0 + 6.0 * nin);
+    CHECK(mg_capacity() >= mg_node_count());
+    CHECK_INT(mg_backward(out), MG_OK);
+    CHECK_DOUBLE(mg_grad(w), 3.0 * nin);
+    mg_set_grad(w, 0.0), mg_set_grad(x, 0.0), mg_set_grad(bias, 0.0);
+    mg_release(out);
+}
+
+static void test_reserve_after_compaction(void) {
+    mg_handle w = MAKE(mg_leaf(2.0)), x = MAKE(mg_leaf(3.0)), bias = MAKE(mg_leaf(1.0));
+    /* A big arena (a 400,000-node chain, then dropped), asked for a range of sizes around its
+     * capacity after each compaction. */
+    mg_handle y = MAKE(mg_retain(x));
+    for (int32_t k = 0; k < 200000; k++) {
+        mg_handle next = MAKE(mg_add_const(y, 1.0));
+        mg_release(y);
+        y = next;
+    }
+    mg_release(y);
+    int64_t big = mg_capacity();
+    for (int64_t extra = big / 64; extra <= 2 * big; extra *= 2)
+        check_big_request(w, x, bias, extra);
+    /* The same from an arena shrunk by mg_collect to its smallest, ... */
+    CHECK_INT(mg_collect(), MG_OK);
+    CHECK_INT(mg_capacity(), 1024);
+    for (int64_t extra = 16; extra <= 4096; extra *= 2) {
+        check_big_request(w, x, bias, extra);
+        CHECK_INT(mg_collect(), MG_OK);
+    }
+    /* ... and from one shrunk on its own, after a run of compactions found it oversized. */
+    check_big_request(w, x, bias, 100000);
+    int64_t resizes = mg_arena_resizes(), cap = mg_capacity();
+    for (int k = 0; k < 64 && mg_arena_resizes() == resizes; k++) {
+        fill_with_garbage();
+        mg_release(MAKE(mg_leaf(0.0)));
+    }
+    CHECK(mg_capacity() < cap);
+    check_big_request(w, x, bias, cap);
+    mg_release(w), mg_release(x), mg_release(bias);
+}
+
+/* A chain of `nodes` nodes, all held through its last node (returned). */
+static mg_handle held_chain(mg_handle start, int32_t nodes) {
+    mg_handle y = MAKE(mg_retain(start));
+    for (int32_t k = 0; k < nodes; k++) {
+        mg_handle next = MAKE(mg_mul(y, start));
+        mg_release(y);
+        y = next;
+    }
+    return y;
+}
+
+/* After a big graph is dropped, memory follows the live set down: at once on mg_collect, and
+ * by itself within a bounded amount of further work: a run of SHRINK_AFTER compactions that
+ * find the arena oversized, then a probe (one more, early) that does too. */
+static void test_memory_follows_live_set(void) {
+    enum { BIG = 1000000, SMALL = 2000, SHRINK_AFTER = 4 };
+    mg_handle one = MAKE(mg_leaf(1.0));
+    int64_t small_bytes = mg_arena_bytes();
+    mg_handle big = held_chain(one, BIG);
+    int64_t big_cap = mg_capacity(), big_bytes = mg_arena_bytes();
+    CHECK(big_cap >= BIG);
+    CHECK(big_bytes >= BIG * mg_bytes_per_node());
+    mg_release(big);
+    /* Explicitly: one mg_collect gives it all back. */
+    CHECK_INT(mg_collect(), MG_OK);
+    CHECK_INT(mg_capacity(), 1024);
+    CHECK(mg_arena_bytes() <= small_bytes);
+    /* By itself: regrow, drop, then keep making small graphs. */
+    big = held_chain(one, BIG);
+    mg_release(big);
+    int64_t made = 0, compactions = mg_compactions();
+    while (mg_capacity() > 16 * SMALL && made <= (SHRINK_AFTER + 1) * big_cap) {
+        mg_release(held_chain(one, SMALL));
+        made += SMALL;
+    }
+    CHECK(mg_capacity() <= 16 * SMALL);
+    CHECK(made <= (SHRINK_AFTER + 1) * big_cap);
+    CHECK(mg_compactions() - compactions <= SHRINK_AFTER + 1);
+    CHECK_DOUBLE(mg_data(one), 1.0);
+    mg_release(one);
+}
+
+/* A training loop's shape: parameters always held; each step holds 100 calls' graphs (the
+ * live set climbs to ~66,000 nodes), then drops them all; some garbage varies its length.  Once warm, the arena never resizes,
+ * holds at most 2.5x the peak live set, and compacts about once a step, not every call. */
+static void test_no_resize_storm(void) {
+    enum { PARAMS = 337, CALLS = 100, CALL_NODES = 650, WARM = 20, STEPS = 300 };
+    mg_handle params[PARAMS];
+    for (int32_t k = 0; k < PARAMS; k++) params[k] = MAKE(mg_leaf(1.0));
+    int64_t resizes = 0, compactions = 0, max_cap = 0;
+    uint32_t seed = 1;
+    for (int step = 0; step < WARM + STEPS; step++) {
+        if (step == WARM) resizes = mg_arena_resizes(), compactions = mg_compactions();
+        mg_handle outs[CALLS];
+        /* Garbage of random length, so that compactions fall at every phase of a step. */
+        make_garbage((mg_handle)(30000 * (uniform(&seed) + 1.0) / 2));
+        for (int32_t c = 0; c < CALLS; c++) outs[c] = held_chain(params[c], CALL_NODES);
+        release_all(outs, CALLS);
+        if (mg_capacity() > max_cap) max_cap = mg_capacity();
+    }
+    int64_t peak_live = PARAMS + CALLS * CALL_NODES;
+    CHECK_INT(mg_arena_resizes() - resizes, 0);
+    CHECK(max_cap <= 5 * (peak_live + CALL_NODES) / 2 + 1024);
+    CHECK(mg_compactions() - compactions <= STEPS + STEPS / 2);
+    release_all(params, PARAMS);
+}
+
+/* Labels count toward reclaiming: short-lived Values with big labels do not pile them up. */
+static void test_dead_labels_are_reclaimed(void) {
+    enum { LABELS = 400, SIZE = 256 * 1024 };
+    char *text = malloc(SIZE);
+    CHECK(text != NULL);
+    if (!text) return;
+    memset(text, 'x', SIZE);
+    int64_t start = mg_arena_bytes(), most = start;
+    mg_handle keep = MAKE(mg_leaf(5.0));
+    CHECK_INT(mg_set_text(keep, MG_TEXT_LABEL, "kept", 4), MG_OK);
+    for (int k = 0; k < LABELS; k++) {
+        mg_handle h = MAKE(mg_leaf(k));
+        CHECK_INT(mg_set_text(h, MG_TEXT_LABEL, text, SIZE), MG_OK);
+        mg_release(h);
+        if (mg_arena_bytes() > most) most = mg_arena_bytes();
+    }
+    /* Without reclaiming: 100 MiB of labels.  With it, at most the slack (1 MiB) and one more. */
+    CHECK(most - start <= (1 << 20) + 2 * SIZE);
+    char buf[8];
+    CHECK_INT(mg_get_text(keep, MG_TEXT_LABEL, buf, sizeof buf), 4);
+    CHECK(memcmp(buf, "kept", 4) == 0);
+    free(text);
+    mg_release(keep);
+}
+
+/* One compaction of many labelled nodes, half of them dead, interleaved: each survivor keeps
+ * its own label and kind (the text pass is a single sweep that must keep the table sorted). */
+static void test_labels_through_compaction(void) {
+    enum { N = 80000 };
+    mg_handle *h = malloc(sizeof *h * N);
+    CHECK(h != NULL);
+    if (!h) return;
+    char text[32], buf[32];
+    for (int32_t k = 0; k < N; k++) {
+        h[k] = MAKE(mg_leaf(k));
+        int len = snprintf(text, sizeof text, "leaf %d", (int)k);
+        CHECK_INT(mg_set_text(h[k], k % 5 ? MG_TEXT_LABEL : MG_TEXT_OP, text, (size_t)len), MG_OK);
+    }
+    for (int32_t k = 0; k < N; k++)
+        if (k % 3 != 1) mg_release(h[k]), h[k] = -1;
+    CHECK_INT(mg_collect(), MG_OK);
+    CHECK_INT(mg_node_count(), N / 3 + (N % 3 == 2));
+    /* Once the kept ones go too, mg_collect gives the text table's memory back (3 MiB for
+     * 80,000 entries); the handle table (1.5 MiB for 80,000 handles) cannot shrink. */
+    for (int32_t k = 1; k < N; k += 3) {
+        int len = snprintf(text, sizeof text, "leaf %d", (int)k);
+        int32_t kind = k % 5 ? MG_TEXT_LABEL : MG_TEXT_OP;
+        CHECK_INT(mg_get_text(h[k], kind, buf, sizeof buf), len);
+        CHECK(memcmp(buf, text, (size_t)len) == 0);
+        CHECK_INT(mg_get_text(h[k], kind == MG_TEXT_OP ? MG_TEXT_LABEL : MG_TEXT_OP, buf,
+                              sizeof buf), 0);
+        CHECK_DOUBLE(mg_data(h[k]), (double)k);
+        mg_release(h[k]);
+    }
+    CHECK_INT(mg_collect(), MG_OK);
+    CHECK(mg_arena_bytes() < 2 << 20);
+    free(h);
+}
+
+/* The headroom sets how far the arena grows past a live set that fills it, and how far
+ * mg_collect shrinks it. */
+static void test_headroom(void) {
+    CHECK_INT(mg_set_headroom(149), MG_ERR_BAD_ARGUMENT);
+    CHECK_INT(mg_set_headroom(1001), MG_ERR_BAD_ARGUMENT);
+    mg_handle one = MAKE(mg_leaf(1.0));
+    int32_t headrooms[] = {150, 250, 400};
+    for (int k = 0; k < COUNT(headrooms); k++) {
+        CHECK_INT(mg_set_headroom(headrooms[k]), MG_OK);
+        mg_handle big = held_chain(one, 100000);
+        fill_with_garbage();
+        mg_handle leaf = MAKE(mg_leaf(0.0)); /* compacts: 100,003 live nodes fill the arena */
+        int64_t need = 100003; /* grown to need * h, or already over half-way there */
+        CHECK(mg_capacity() >= need * (100 + headrooms[k]) / 200);
+        CHECK(mg_capacity() < need * headrooms[k] / 100 + 1024);
+        mg_release(big);
+        CHECK_INT(mg_collect(), MG_OK); /* 2 live nodes: the smallest arena */
+        CHECK_INT(mg_capacity(), 1024);
+        mg_release(leaf);
+    }
+    CHECK_INT(mg_set_headroom(250), MG_OK);
+    mg_release(one);
+}
+
 /* ---------------------------------------------------------------- bad handles ----------- */
 
 /* mg_mlp for one neuron: its output handle, or the status. */
@@ -1132,6 +1356,12 @@ static const struct {
     {"growth", test_growth},
     {"reclamation", test_reclamation},
     {"arena_reuse", test_arena_reuse},
+    {"reserve_after_compaction", test_reserve_after_compaction},
+    {"memory_follows_live_set", test_memory_follows_live_set},
+    {"no_resize_storm", test_no_resize_storm},
+    {"dead_labels_are_reclaimed", test_dead_labels_are_reclaimed},
+    {"labels_through_compaction", test_labels_through_compaction},
+    {"headroom", test_headroom},
     {"bad_handles", test_bad_handles},
     {"stale_handles", test_stale_handles},
     {"release_modes", test_release_modes},

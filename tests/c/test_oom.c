@@ -152,7 +152,11 @@ static void reset_arena(void) {
     A.op = NULL;
     A.handles = NULL;
     A.texts = NULL;
-    A.len = A.cap = 0;
+    A.len = A.cap = A.trigger = 0;
+    A.low_compactions = 0;
+    A.shrink_after = SHRINK_AFTER;
+    A.text_bytes = 0;
+    A.text_budget = TEXT_SLACK;
     A.handles_len = A.handles_cap = A.live_handles = 0;
     A.free_handle = NO_NODE;
     A.texts_len = A.texts_cap = 0;
