@@ -225,9 +225,11 @@ CTRL_C = textwrap.dedent("""
 
     deadline = time.time() + 4.0
     thread = threading.Thread(target=interrupter)
+    started = False
     while True:
         try:
-            if thread.ident is None:  # (not is_alive(): a Ctrl-C may cut start() short)
+            if not started:  # (not is_alive(): a Ctrl-C may cut start() short)
+                started = True
                 thread.start()
             if time.time() > deadline:
                 stopping.set()
