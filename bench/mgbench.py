@@ -223,6 +223,7 @@ class Moons:
         random.seed(1337)
         self.model = engine.MLP(2, [16, 16, 1])
         self.initial = [p.data for p in self.model.parameters()]
+        self.graph: tuple[Any, list[Any]] | None = None  # build_once()'s loss and scores
 
     def reset(self) -> None:
         """Back to the seeded weights, keeping the model object (and its caches)."""
@@ -249,6 +250,30 @@ class Moons:
         for p in self.model.parameters():
             p.data -= learning_rate * p.grad
         return total_loss, acc
+
+    def build_once(self) -> None:
+        """micrograd_c only: the loss graph built once, for replay_step() to re-run."""
+        inputs = [list(map(self.engine.Value, xrow)) for xrow in self.X]
+        scores = list(map(self.model, inputs))
+        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(self.y, scores)]
+        data_loss = sum(losses) * (1.0 / len(losses))
+        alpha = 1e-4
+        reg_loss = alpha * sum(p * p for p in self.model.parameters())
+        self.graph = (data_loss + reg_loss, scores)
+
+    def replay_step(self, k: int = 0, steps: int = 100) -> tuple[Any, float]:
+        """step() with the graph built once: forward() re-runs it from the parameters' data
+        (the inputs are the same points every step, so no leaf needs feeding)."""
+        assert self.graph is not None, "build_once() first"
+        total_loss, scores = self.graph
+        total_loss.forward()
+        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(self.y, scores)]
+        self.model.zero_grad()
+        total_loss.backward()
+        learning_rate = 1.0 - 0.9 * k / steps
+        for p in self.model.parameters():
+            p.data -= learning_rate * p.grad
+        return total_loss, sum(accuracy) / len(accuracy)
 
     def fingerprint(self, total_loss: Any, acc: float) -> Fingerprint:
         params = self.model.parameters()

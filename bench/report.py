@@ -150,6 +150,15 @@ def mlp_rows(cases: list[Case]) -> list[Row]:
     return rows
 
 
+def replay_row(cases: list[Case]) -> Row:
+    """The training step re-run with forward(), against micrograd's notebook step (GC on)."""
+    mg = find(cases, "test_mlp_step", engine="micrograd", gc_mode="gc_on")
+    mgc = find(cases, "test_mlp_replay")
+    label = (f"mlp_replay: the same step, graph built once and re-run with forward(), "
+             f"{size('points', mg, mgc)} points (micrograd: its step, GC on)")
+    return speedup_row(label, mg, mgc, ms, 4000)
+
+
 def deep_rows(cases: list[Case]) -> list[Row]:
     mg, mgc = both(cases, "test_deep_recursion_limit")
 
@@ -225,7 +234,8 @@ def memory_rows(cases: list[Case]) -> list[Row]:
 
 
 def rows_of(cases: list[Case]) -> list[Row]:
-    return [*mlp_rows(cases), *op_rows(cases), backward_row(cases), *deep_rows(cases),
+    return [*mlp_rows(cases), replay_row(cases), *op_rows(cases), backward_row(cases),
+            *deep_rows(cases),
             *memory_rows(cases)]
 
 

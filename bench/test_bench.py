@@ -48,6 +48,7 @@ ROUNDS = {
     "op": {"micrograd": 5, "micrograd_c": 20},
     "backward": {"micrograd": 3, "micrograd_c": 10},
     "mlp_step": {"micrograd": 5, "micrograd_c": 30},
+    "mlp_replay": {"micrograd_c": 100},
     "deep": {"micrograd": 1, "micrograd_c": 3},
     "memory": {"micrograd": 3, "micrograd_c": 20},
 }
@@ -128,6 +129,34 @@ def test_mlp_step(benchmark: Any, engine: Engine, gc_mode: str, inputs: str, siz
         return other_moons.fingerprint(*other_moons.step())
 
     agreement.check(f"mlp_step[{inputs}]", engine, moons.fingerprint(total_loss, acc), other_step)
+
+
+@pytest.mark.benchmark(group="mlp_step")
+def test_mlp_replay(benchmark: Any, sizes: Sizes, agreement: Agreement) -> None:
+    """The moons training step with its graph built once and re-run by forward(): micrograd_c
+    alone (micrograd has no forward()); report.py sets it against micrograd's mlp_step, GC on.
+    Every round is step 0 from the seeded weights, on the same graph."""
+    engine = ENGINES["micrograd_c"]
+    moons = Moons(engine, sizes.moons)
+    moons.build_once()
+    benchmark.extra_info.update(count=1, per="step", points=sizes.moons, engine=engine.name)
+
+    def setup() -> tuple[tuple[()], dict[str, Any]]:
+        moons.reset()
+        return (), {}
+
+    total_loss, acc = benchmark.pedantic(moons.replay_step, setup=setup,
+                                         rounds=ROUNDS["mlp_replay"][engine.name],
+                                         warmup_rounds=1)
+    moons.reset()  # the rebuild loop's step 0 gives the very same bits
+    rebuilt = Moons(engine, sizes.moons)
+    assert moons.fingerprint(*moons.replay_step()) == rebuilt.fingerprint(*rebuilt.step())
+
+    def other_step(other: Engine) -> Fingerprint:
+        other_moons = Moons(other, sizes.moons)
+        return other_moons.fingerprint(*other_moons.step())
+
+    agreement.check("mlp_step", engine, moons.fingerprint(total_loss, acc), other_step)
 
 
 @pytest.mark.benchmark(group="deep")

@@ -21,7 +21,7 @@
 #include <time.h>
 
 #define NO_NODE UINT32_MAX
-#define MARK 0x80u /* op-byte bit: "reached by the running backward sweep" */
+#define MARK 0x80u /* op-byte bit: "reached, not yet visited" during walk_down() */
 #define MIN_CAPACITY 1024u
 #define MAX_NODES ((uint32_t)INT32_MAX)
 /* Arena sizing (size_arena(); docs/design.md has the measured curve behind the numbers). */
@@ -73,6 +73,14 @@ static struct {
     size_t texts_len, texts_cap;
     size_t text_bytes;  /* held by texts, live or not yet reclaimed */
     size_t text_budget; /* text_bytes that make set_text compact first */
+    /* forward()'s schedule: the nodes with an op that the Value `root` reaches, newest first,
+     * kept so that re-running one graph skips the walk (see schedule_fits()) */
+    struct {
+        mg_handle root;
+        uint32_t root_node;
+        uint32_t *nodes;
+        uint32_t len, cap;
+    } schedule;
 } A = {
     .lock = MG_LOCK_INIT,
     .limit = MAX_NODES,
@@ -80,6 +88,7 @@ static struct {
     .shrink_after = SHRINK_AFTER,
     .text_budget = TEXT_SLACK,
     .free_handle = NO_NODE,
+    .schedule = {.root = -1},
 };
 
 /* The body of every entry point: evaluate `expr` of type `type` under the arena lock. */
@@ -347,6 +356,8 @@ static uint32_t push(uint8_t op, double data, uint32_t lhs, uint32_t rhs) {
     return i;
 }
 
+/* ---------------------------------------------------------------- ops ------------------- */
+
 /* Python's float ** float (Objects/floatobject.c, float_pow), errors included. */
 static int32_t py_pow(double base, double exponent, double *out) {
     if (exponent == 0.0) return *out = 1.0, MG_OK;
@@ -385,26 +396,40 @@ static int32_t py_pow(double base, double exponent, double *out) {
     return MG_OK;
 }
 
-/* Forward of a one-parent op on x (its local backward is in propagate()). */
-static int32_t unary_forward(uint8_t op, double x, double exponent, double *out) {
+/* Every op's forward, the one place it is computed: when a node is made (make_binary,
+ * make_unary, emit_neuron) and when forward() recomputes it.  out = op(lhs, rhs) from the
+ * parents' data (a **'s rhs is the leaf holding its exponent; one-operand ops have no rhs).
+ * Writes *out only on success and fails as Python's float arithmetic would.  The op's local
+ * backward is the same case in propagate(), just below. */
+static inline int32_t forward_of(uint8_t op, uint32_t lhs, uint32_t rhs, double *out) {
+    double x = A.data[lhs];
     switch (op) {
+    case MG_ADD: /* out = a + b */
+        *out = x + A.data[rhs];
+        return MG_OK;
+    case MG_MUL: /* out = a * b */
+        *out = x * A.data[rhs];
+        return MG_OK;
     case MG_POW:
-    case MG_POWI:
-        return py_pow(x, exponent, out);
-    case MG_RELU:
-        *out = x < 0 ? 0.0 : x; /* micrograd: 0 if x < 0 else x (so -0.0 and NaN pass) */
+    case MG_POWI: /* out = a ** e */
+        return py_pow(x, A.data[rhs], out);
+    case MG_RELU: /* micrograd: 0 if a < 0 else a (so -0.0 and NaN pass) */
+        *out = x < 0 ? 0.0 : x;
         return MG_OK;
     case MG_TANH:
         *out = tanh(x);
         return MG_OK;
-    case MG_EXP:
-        *out = exp(x);
-        return isinf(*out) && isfinite(x) ? MG_ERR_EXP_RANGE : MG_OK;
+    case MG_EXP: {
+        double e = exp(x);
+        if (isinf(e) && isfinite(x)) return MG_ERR_EXP_RANGE; /* as math.exp */
+        *out = e;
+        return MG_OK;
     }
-    return MG_ERR_BAD_ARGUMENT;
+    }
+    return MG_ERR_BAD_ARGUMENT; /* leaves and hand-built nodes have no forward */
 }
 
-/* One node's local backward, micrograd's _backward(): adds into its parents' grads. */
+/* Every op's local backward, micrograd's _backward() of node i: adds into its parents' grads. */
 static inline int32_t propagate(uint32_t i) {
     double g = A.grad[i];
     uint32_t a = A.lhs[i], b = A.rhs[i];
@@ -439,6 +464,13 @@ static inline int32_t propagate(uint32_t i) {
     }
 }
 
+/* Appends op(lhs, rhs) for an op whose forward cannot fail (+, *, ReLU); room is reserved. */
+static inline uint32_t push_op(uint8_t op, uint32_t lhs, uint32_t rhs) {
+    double out = 0.0;
+    (void)forward_of(op, lhs, rhs, &out);
+    return push(op, out, lhs, rhs);
+}
+
 /* The parents a node shows as _prev (a POW's rhs is its hidden exponent, not a child). */
 static uint32_t visible_rhs(uint32_t i) {
     uint8_t op = (uint8_t)(A.op[i] & ~MARK);
@@ -462,8 +494,7 @@ static mg_handle make_binary(uint8_t op, mg_handle a, mg_handle b, bool b_is_con
     if (status) return status;
     uint32_t x = node_of(a);
     uint32_t y = b_is_constant ? push(MG_LEAF, b_value, NO_NODE, NO_NODE) : node_of(b);
-    double out = op == MG_ADD ? A.data[x] + A.data[y] : A.data[x] * A.data[y];
-    mg_handle h = handle_for(push(op, out, x, y));
+    mg_handle h = handle_for(push_op(op, x, y));
     if (h < 0) A.len -= made; /* undo: nothing refers to the new nodes yet */
     return h;
 }
@@ -471,19 +502,23 @@ static mg_handle make_binary(uint8_t op, mg_handle a, mg_handle b, bool b_is_con
 static mg_handle make_unary(uint8_t op, mg_handle a, double exponent, double exponent_minus_one) {
     if (!valid(a)) return MG_ERR_BAD_HANDLE;
     bool is_pow = op == MG_POW || op == MG_POWI;
-    int32_t status = reserve(is_pow ? 2 : 1);
+    uint32_t made = is_pow ? 2 : 1;
+    int32_t status = reserve(made);
     if (status) return status;
     uint32_t x = node_of(a);
-    double out;
-    status = unary_forward(op, A.data[x], exponent, &out);
-    if (status) return status;
     /* A ** node's exponent is a hidden leaf: no Value's, never reached by backward, so its
      * grad field is free to hold the e - 1 of the local backward.  For a Python int e beyond
      * 2**53, float(e - 1) is not float(e) - 1, and micrograd computes the former. */
     uint32_t e = is_pow ? push(MG_LEAF, exponent, NO_NODE, NO_NODE) : NO_NODE;
     if (is_pow) A.grad[e] = exponent_minus_one;
+    double out = 0.0;
+    status = forward_of(op, x, e, &out);
+    if (status) {
+        A.len -= made - 1; /* undo the exponent's leaf */
+        return status;
+    }
     mg_handle h = handle_for(push(op, out, x, e));
-    if (h < 0) A.len -= is_pow ? 2 : 1;
+    if (h < 0) A.len -= made; /* undo: nothing refers to the new nodes yet */
     return h;
 }
 
@@ -521,10 +556,10 @@ static uint32_t emit_neuron(int32_t nin, const mg_handle *w, const uint32_t *x,
     for (int32_t k = 0; k < nin; k++) {
         uint32_t xk = x[k] != NO_NODE ? x[k] : push(MG_LEAF, constants[k], NO_NODE, NO_NODE);
         uint32_t wk = node_of(w[k]);
-        uint32_t product = push(MG_MUL, A.data[wk] * A.data[xk], wk, xk);
-        acc = push(MG_ADD, A.data[acc] + A.data[product], acc, product);
+        uint32_t product = push_op(MG_MUL, wk, xk);
+        acc = push_op(MG_ADD, acc, product);
     }
-    if (nonlin) acc = push(MG_RELU, A.data[acc] < 0 ? 0.0 : A.data[acc], acc, NO_NODE);
+    if (nonlin) acc = push_op(MG_RELU, acc, NO_NODE);
     return acc;
 }
 
@@ -788,23 +823,26 @@ int32_t mg_get_text(mg_handle h, int32_t kind, char *buf, size_t size) {
     LOCKED(int32_t, get_text(h, kind, buf, size));
 }
 
-/* ---------------------------------------------------------------- backward -------------- */
+/* ---------------------------------------------------------------- sweeps ---------------- */
 
-/* micrograd's backward(): root.grad = 1, then each node reachable from the root, children
- * before parents, runs its local backward.  Index order is topological, so this is one
- * downward sweep; MARK says "reachable", and the sweep stops once no marked node is left. */
-static int32_t backward(mg_handle root) {
-    if (!valid(root)) return MG_ERR_BAD_HANDLE;
-    uint32_t i = node_of(root);
-    A.grad[i] = 1.0;
+/* The one mark-and-sweep walk, shared by backward(), trace() and forward(): calls visit(node,
+ * context) once for each node root reaches through _prev, in descending index order (a node
+ * before its parents).  Index order is topological, so one downward sweep finds them all: MARK
+ * says "reached, not yet visited", and the sweep stops at the last marked node.  No recursion,
+ * no stack.  A failing visit stops the walk with its status; either way no MARK is left
+ * behind.  (static inline: each caller gets its own copy with its visit inlined, so sharing the
+ * walk costs the hot backward sweep nothing.) */
+static inline int32_t walk_down(uint32_t root, int32_t (*visit)(uint32_t, void *),
+                                void *context) {
+    uint32_t i = root;
     A.op[i] |= MARK;
     uint64_t pending = 1;
     for (;; i--) {
         if (A.op[i] & MARK) {
             A.op[i] &= (uint8_t)~MARK;
             pending--;
-            int32_t status = propagate(i);
-            if (status) { /* leave no marks behind; the grads so far stay, as in micrograd */
+            int32_t status = visit(i, context);
+            if (status) {
                 while (pending && i-- > 0)
                     if (A.op[i] & MARK) A.op[i] &= (uint8_t)~MARK, pending--;
                 return status;
@@ -817,6 +855,101 @@ static int32_t backward(mg_handle root) {
         }
         if (!pending || i == 0) return MG_OK;
     }
+}
+
+/* The schedule: walk_down()'s visits of one root, minus leaves and hand-built nodes (which
+ * neither sweep changes), recorded by forward() so that forward() and backward() of that root
+ * run down a list instead of walking again (about half their time on the moons graph).
+ *
+ * It stays exact while its root's handle is live and still names node root_node: a node's
+ * parents never change, and compaction keeps order, so if it moved no node below the root, no
+ * listed node has moved either; if the handle was released, its generation moved on. */
+static bool schedule_fits(mg_handle root) {
+    return root == A.schedule.root && valid(root) && node_of(root) == A.schedule.root_node;
+}
+
+/* Frees the schedule once its graph is gone, so its memory follows the live set down. */
+static void forget_stale_schedule(void) {
+    if (A.schedule.nodes == NULL || schedule_fits(A.schedule.root)) return;
+    free(A.schedule.nodes);
+    A.schedule.nodes = NULL;
+    A.schedule.len = A.schedule.cap = 0;
+    A.schedule.root = -1;
+}
+
+static int32_t schedule_visit(uint32_t node, void *unused) {
+    (void)unused;
+    uint8_t op = A.op[node];
+    if (op == MG_LEAF || op == MG_CUSTOM) return MG_OK;
+    if (A.schedule.len == A.schedule.cap) {
+        uint32_t new_cap = A.schedule.cap < MIN_CAPACITY ? MIN_CAPACITY : 2 * A.schedule.cap;
+        if (new_cap > MAX_NODES) new_cap = MAX_NODES; /* len < MAX_NODES: root is a node too */
+        if (!grow_array((void **)&A.schedule.nodes, new_cap, sizeof *A.schedule.nodes))
+            return MG_ERR_NOMEM;
+        A.schedule.cap = new_cap;
+    }
+    A.schedule.nodes[A.schedule.len++] = node;
+    return MG_OK;
+}
+
+/* Records root's schedule unless it is the one kept. */
+static int32_t make_schedule(mg_handle root) {
+    if (schedule_fits(root)) return MG_OK;
+    A.schedule.root = -1;
+    A.schedule.len = 0;
+    int32_t status = walk_down(node_of(root), schedule_visit, NULL);
+    if (status) return status;
+    A.schedule.root = root;
+    A.schedule.root_node = node_of(root);
+    if (A.schedule.len < A.schedule.cap / 4) { /* a smaller graph than the last: give back */
+        uint32_t new_cap = A.schedule.len < MIN_CAPACITY ? MIN_CAPACITY : A.schedule.len;
+        if (grow_array((void **)&A.schedule.nodes, new_cap, sizeof *A.schedule.nodes))
+            A.schedule.cap = new_cap; /* failing to shrink is harmless */
+    }
+    return MG_OK;
+}
+
+static int32_t propagate_visit(uint32_t node, void *unused) {
+    (void)unused;
+    return propagate(node);
+}
+
+/* micrograd's backward(): root.grad = 1, then each node reachable from the root, children
+ * before parents, runs its local backward: down the schedule if forward() made one for this
+ * root, else by walking.  A failing step (0.0 ** -0.5) stops the sweep and leaves the grads
+ * made so far, as micrograd's interrupted loop does. */
+static int32_t backward(mg_handle root) {
+    if (!valid(root)) return MG_ERR_BAD_HANDLE;
+    A.grad[node_of(root)] = 1.0;
+    if (!schedule_fits(root)) {
+        forget_stale_schedule();
+        return walk_down(node_of(root), propagate_visit, NULL);
+    }
+    for (uint32_t k = 0; k < A.schedule.len; k++) {
+        int32_t status = propagate(A.schedule.nodes[k]);
+        if (status) return status;
+    }
+    return MG_OK;
+}
+
+/* Value.forward(): recomputes, in index (topological) order, the data of every node root
+ * reaches from the current data of its leaves, with forward_of(), the code that made each node:
+ * so the numbers are bit for bit those of a fresh build.  Each recomputed node's grad goes back
+ * to 0, as a fresh node's.  Leaves and hand-built nodes (no forward rule) keep data and grad.
+ * When an op fails (0.0 ** -1, overflow, a complex power), the nodes made before it keep their
+ * new data; it and every reached node made after it hold NaN ("not computed"); the status is
+ * the one building that node gives. */
+static int32_t forward(mg_handle root) {
+    if (!valid(root)) return MG_ERR_BAD_HANDLE;
+    int32_t status = make_schedule(root);
+    if (status) return status;
+    for (uint32_t k = A.schedule.len; k-- > 0;) { /* oldest first */
+        uint32_t i = A.schedule.nodes[k];
+        A.grad[i] = 0.0;
+        if (!status) status = forward_of(A.op[i], A.lhs[i], A.rhs[i], &A.data[i]);
+        if (status) A.data[i] = NAN;
+    }
+    return status;
 }
 
 static int32_t local_backward(mg_handle h) {
@@ -834,29 +967,27 @@ static int32_t position_of(const mg_handle *nodes, int32_t count, uint32_t node)
     return lo;
 }
 
+/* trace()'s visit: counts the nodes, collecting their indices while they fit. */
+typedef struct {
+    mg_handle *nodes;
+    int64_t capacity, count;
+} Collected;
+
+static int32_t collect_visit(uint32_t node, void *context) {
+    Collected *c = context;
+    if (c->count < c->capacity) c->nodes[c->count] = node;
+    c->count++;
+    return MG_OK;
+}
+
 static int32_t trace(mg_handle root, int32_t capacity, mg_handle *nodes, int32_t *parent_pos) {
     if (!valid(root)) return MG_ERR_BAD_HANDLE;
     if (capacity < 0) return MG_ERR_BAD_ARGUMENT;
-    /* Mark what root reaches (one downward sweep, as in backward), counting; collect the node
-     * indices while they fit, then turn them into handles only if all of them did. */
-    uint32_t i = node_of(root);
-    A.op[i] |= MARK;
-    uint64_t pending = 1;
-    int64_t count = 0;
-    for (;; i--) {
-        if (A.op[i] & MARK) {
-            A.op[i] &= (uint8_t)~MARK;
-            pending--;
-            if (count < capacity) nodes[count] = i;
-            count++;
-            uint32_t parents[2] = {A.lhs[i], visible_rhs(i)};
-            for (int k = 0; k < 2; k++) {
-                uint32_t p = parents[k];
-                if (p != NO_NODE && !(A.op[p] & MARK)) A.op[p] |= MARK, pending++;
-            }
-        }
-        if (!pending || i == 0) break;
-    }
+    /* Collect the node indices root reaches (newest first) while they fit, counting them; turn
+     * them into handles only if all of them did. */
+    Collected collected = {.nodes = nodes, .capacity = capacity, .count = 0};
+    (void)walk_down(node_of(root), collect_visit, &collected); /* collect_visit never fails */
+    int64_t count = collected.count;
     if (count > capacity) return count > INT32_MAX ? INT32_MAX : (int32_t)count;
     int32_t n = (int32_t)count;
     for (int32_t k = 0; k < n; k++) {
@@ -882,6 +1013,7 @@ int32_t mg_trace(mg_handle root, int32_t capacity, mg_handle *nodes, int32_t *pa
 }
 
 int32_t mg_backward(mg_handle root) { LOCKED(int32_t, backward(root)); }
+int32_t mg_forward(mg_handle root) { LOCKED(int32_t, forward(root)); }
 int32_t mg_local_backward(mg_handle h) { LOCKED(int32_t, local_backward(h)); }
 
 /* ---------------------------------------------------------------- introspection --------- */

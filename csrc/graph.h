@@ -119,6 +119,13 @@ int32_t mg_get_text(mg_handle h, int32_t kind, char *buf, size_t size);
 /* Autograd. */
 int32_t mg_backward(mg_handle root);     /* micrograd's backward(): root grad = 1, then the sweep */
 int32_t mg_local_backward(mg_handle h);  /* one node's _backward() */
+/* Value.forward(): recomputes the data of every node root reaches, in index (topological)
+ * order, from the current data of its leaves: bit for bit what building the graph again gives.
+ * Each recomputed node's grad goes back to 0.  Leaves and hand-built (MG_CUSTOM) nodes keep
+ * their data and grad.  On an op's error it returns the status building would have given; the
+ * reached nodes made before the failing one keep their new data, the failing one and those made
+ * after it hold NaN, and no leaf changes. */
+int32_t mg_forward(mg_handle root);
 
 /* Introspection and test hooks. */
 int64_t mg_node_count(void);          /* nodes in the arena, live or not yet reclaimed */

@@ -2,6 +2,7 @@
 
     python -m micrograd_c.demo                  # 100 steps, writes moons.png
     python -m micrograd_c.demo --compare        # also train micrograd itself, same seed
+    python -m micrograd_c.demo --replay         # also train by re-running one graph (forward())
 
 The data, model, loss and SGD loop are the notebook's, line for line, so a run gives micrograd's
 numbers.  The loop takes the Value and MLP classes as arguments: `--compare` runs the very same
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,7 +24,8 @@ from typing import Any, Callable, Sequence
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP
 
-__all__ = ["Run", "load_data", "loss", "train", "plot", "summary", "main"]
+__all__ = ["Run", "load_data", "loss", "svm_loss", "train", "train_replay", "plot", "summary",
+           "main"]
 
 TARGET_ACCURACY = 0.95  # the notebook's model separates the moons; we check that it still does
 MICROGRAD_MISSING = (
@@ -51,6 +54,12 @@ def loss(model: Any, X: Sequence[Sequence[float]], y: Sequence[int],
     `value` is the Value class of the model's engine (micrograd_c's or micrograd's).
     """
     inputs = [list(map(value, xrow)) for xrow in X]
+    total_loss, scores = svm_loss(model, inputs, y)
+    return total_loss, accuracy(scores, y)
+
+
+def svm_loss(model: Any, inputs: Sequence[Sequence[Any]], y: Sequence[int]) -> tuple[Any, list]:
+    """The notebook's loss over input Values: the total loss and the model's scores."""
     # forward the model to get scores
     scores = list(map(model, inputs))
     # svm "max-margin" loss
@@ -60,9 +69,13 @@ def loss(model: Any, X: Sequence[Sequence[float]], y: Sequence[int],
     alpha = 1e-4
     reg_loss = alpha * sum((p * p for p in model.parameters()))
     total_loss = data_loss + reg_loss
-    # also get accuracy
-    accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
-    return total_loss, sum(accuracy) / len(accuracy)
+    return total_loss, scores
+
+
+def accuracy(scores: Sequence[Any], y: Sequence[int]) -> float:
+    """The share of points on the right side of the boundary (the notebook's accuracy)."""
+    right = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
+    return sum(right) / len(right)
 
 
 @dataclass
@@ -97,6 +110,52 @@ def train(value: type, mlp: Callable[..., Any], X: Sequence[Sequence[float]], y:
     for k in range(steps):
         # forward
         total_loss, acc = loss(model, X, y, value)
+        # backward
+        model.zero_grad()
+        total_loss.backward()
+        # update (sgd)
+        learning_rate = 1.0 - 0.9 * k / 100
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+        run.losses.append(total_loss.data)
+        run.accuracies.append(acc)
+        if bar is not None:
+            bar.set_postfix(loss=f"{total_loss.data:.4f}", accuracy=f"{acc:.0%}", refresh=False)
+            bar.update()
+    run.seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    return run
+
+
+def train_replay(X: Sequence[Sequence[float]], y: Sequence[int], *, steps: int = 100,
+                 seed: int = 1337, name: str = "micrograd_c --replay",
+                 progress: bool = True) -> Run:
+    """train()'s run on micrograd_c, with the graph built once and re-run each step.
+
+    The loss graph's shape does not depend on the data (ReLU is a node either way), so instead
+    of rebuilding it, each step puts the inputs into the input leaves' `.data` and calls
+    `total_loss.forward()`, which recomputes every node in C from the leaves (the parameters
+    included).  The losses are train()'s bit for bit.
+    """
+    random.seed(seed)
+    model = MLP(2, [16, 16, 1])  # 2-layer neural network
+    run = Run(name, model)
+    inputs = [[Value(0.0) for _ in xrow] for xrow in X]  # the input leaves
+    total_loss, scores = svm_loss(model, inputs, y)  # built once
+    fed = None
+    bar = _progress_bar(steps, name) if progress else None
+    start = time.perf_counter()
+    for k in range(steps):
+        batch = X  # full batch: the same points every step (a minibatch would be new ones)
+        if batch is not fed:  # new inputs go into the input leaves
+            for leaves, xrow in zip(inputs, batch):
+                for leaf, x in zip(leaves, xrow):
+                    leaf.data = x
+            fed = batch
+        # forward: recompute the graph from its leaves (inputs and parameters)
+        total_loss.forward()
+        acc = accuracy(scores, y)
         # backward
         model.zero_grad()
         total_loss.backward()
@@ -184,6 +243,10 @@ def parse_args(argv: Sequence[Any] | None) -> argparse.Namespace:
                              "default 1337")
     parser.add_argument("--plot", default="moons.png", metavar="PATH",
                         help="where to write the PNG (default: moons.png in the current directory)")
+    parser.add_argument("--replay", action="store_true",
+                        help="also train by building the loss graph once and re-running it "
+                             "each step (Value.forward()); print both loops' ms per step and "
+                             "check their losses are bit-identical")
     parser.add_argument("--compare", action="store_true",
                         help="also train pure-Python micrograd (same seed, same loop) and "
                              "print both wall times and the speed-up")
@@ -198,7 +261,7 @@ def parse_args(argv: Sequence[Any] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[Any] | None = None) -> int:
     """Runs the demo; argv defaults to sys.argv[1:] (items may be paths).  Returns the exit
-    status: 0, or 1 when --compare cannot import micrograd."""
+    status: 0, or 1 when --compare cannot import micrograd or --replay's losses differ."""
     args = parse_args(argv)
     reference = None
     if args.compare:
@@ -213,6 +276,18 @@ def main(argv: Sequence[Any] | None = None) -> int:
     plot(run, X, y, args.plot)
     print(f"plot written to {args.plot}")
 
+    status = 0
+    if args.replay:
+        replayed = train_replay(X, y, steps=args.steps, seed=args.seed)
+        print(summary(replayed))
+        same = [struct.pack("<d", a) for a in run.losses] == \
+               [struct.pack("<d", b) for b in replayed.losses]
+        print(f"replay: {run.ms_per_step:.3f} ms/step rebuilding the graph, "
+              f"{replayed.ms_per_step:.3f} ms/step re-running it with forward() "
+              f"({run.seconds / replayed.seconds:.1f}x); "
+              f"losses bit-identical step for step: {'yes' if same else 'NO'}")
+        status = 0 if same else 1
+
     if reference is not None:
         # micrograd second: its graphs are freed only by the cyclic GC, and the garbage it
         # leaves behind would slow whatever ran after it.
@@ -222,7 +297,7 @@ def main(argv: Sequence[Any] | None = None) -> int:
         print(f"speed-up: {slow.seconds / run.seconds:.1f}x "
               f"(micrograd_c {run.seconds:.3f} s, micrograd {slow.seconds:.3f} s); "
               f"largest relative loss difference {worst:.1e}")
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -422,6 +422,24 @@ class Value:
             _reclaim_stranded()
         check(lib.mg_backward(self._h))
 
+    def forward(self) -> None:
+        """Recomputes this Value from the current data of its leaves (not in micrograd).
+
+        Every node this Value reaches gets, in the order it was built, the data that building
+        the same expression again from those leaves gives, bit for bit, and a grad of 0; so
+        after setting leaves' `.data`, `forward()`, `zero_grad()` and `backward()` give what a
+        fresh build would, without rebuilding the graph in Python.  Leaves keep their data and
+        grad, and so do nodes built by hand, `Value(x, (a, b), 'op')`: they have no forward
+        rule, so their data is kept as given, like a leaf's.  Only the graph's arithmetic is
+        re-run: a Python `if` on some `.data` that chose how the graph was built is not.
+
+        Raises what building would: ZeroDivisionError (`0.0 ** -1`), OverflowError, ValueError
+        (a negative number to a fractional power).  Then no leaf has changed; the nodes built
+        before the failing one hold their new data, the failing one and those built after it
+        hold NaN, until a forward() that succeeds.
+        """
+        check(lib.mg_forward(self._h))
+
     def _backward(self) -> None:
         """This node's local backward step alone, as in the lecture's manual backprop."""
         check(lib.mg_local_backward(self._h))

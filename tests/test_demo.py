@@ -6,6 +6,7 @@ import gc
 import os
 import random
 import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from micrograd.engine import Value as MicrogradValue  # noqa: E402
 from micrograd.nn import MLP as MicrogradMLP  # noqa: E402
 from sklearn.datasets import make_moons  # noqa: E402
 
-from micrograd_c.demo import load_data, main, train  # noqa: E402
+from micrograd_c.demo import load_data, main, train, train_replay  # noqa: E402
 from micrograd_c.engine import Value  # noqa: E402
 from micrograd_c.nn import MLP  # noqa: E402
 
@@ -126,6 +127,32 @@ def test_compare_prints_both_times_and_the_speed_up(no_gc: None, tmp_path: Path,
     assert speed_up, out
     assert float(speed_up[1]) > 0 and float(speed_up[2]) > 0 and float(speed_up[3]) > 0
     assert float(speed_up[4]) <= 1e-9
+
+
+def test_replay_trains_to_the_rebuild_loops_losses_bit_for_bit() -> None:
+    X, y = load_data(1337)
+    rebuilt = train(Value, MLP, X, y, steps=8, seed=1337, progress=False)
+    replayed = train_replay(X, y, steps=8, seed=1337, progress=False)
+    assert len(set(replayed.losses)) == 8  # it trained: every step's loss is new
+    assert [struct.pack("<d", x) for x in replayed.losses] == \
+        [struct.pack("<d", x) for x in rebuilt.losses]
+    assert replayed.accuracies == rebuilt.accuracies
+    assert [p.data for p in replayed.model.parameters()] == \
+        [p.data for p in rebuilt.model.parameters()]
+
+
+def test_replay_prints_both_loops_ms_per_step(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--replay", "--steps", "3", "--plot", tmp_path / "m.png"]) == 0
+    out = capsys.readouterr().out
+    runs = summaries(out)
+    assert runs.keys() == {"micrograd_c"}  # the replay's line is named "micrograd_c --replay"
+    assert "micrograd_c --replay: 3 steps, final loss" in out
+    replay = re.search(r"replay: ([0-9.]+) ms/step rebuilding the graph, ([0-9.]+) ms/step "
+                       r"re-running it with forward\(\) \(([0-9.]+)x\); "
+                       r"losses bit-identical step for step: yes", out)
+    assert replay, out
+    assert float(replay[1]) > 0 and float(replay[2]) > 0
 
 
 def test_compare_without_micrograd_says_how_to_install_it(

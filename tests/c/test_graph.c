@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define MAX_NODE_LIMIT INT64_C(2147483647)
-#define COUNT(array) ((mg_handle)(sizeof(array) / sizeof *(array)))
+#define COUNT(array) ((int32_t)(sizeof(array) / sizeof *(array)))
 
 /* ---------------------------------------------------------------- checks ---------------- */
 
@@ -484,6 +484,227 @@ static void test_deep_chain_backward(void) {
     CHECK_DOUBLE(mg_data(y), 0.5 * (DEPTH + 1));
     CHECK_INT(mg_backward(y), MG_OK);
     CHECK_DOUBLE(mg_grad(x), DEPTH + 1.0);
+    mg_release(y), mg_release(x);
+}
+
+/* ---------------------------------------------------------------- forward --------------- */
+
+/* Every op on leaves a, b, c (and a hand-built node, which keeps its data): writes the nodes to
+ * out (the root last) and returns how many. */
+enum { PROGRAM_NODES = 16 };
+static int32_t program(mg_handle a, mg_handle b, mg_handle c, mg_handle out[PROGRAM_NODES]) {
+    mg_handle pair[] = {a, b};
+    mg_handle ab = out[0] = MAKE(mg_mul(a, b));
+    mg_handle ab1 = out[1] = MAKE(mg_add_const(ab, 1.5));
+    mg_handle square = out[2] = MAKE(mg_pow(ab1, 2.0, 2.0 - 1.0, 1));
+    mg_handle root_c = out[3] = MAKE(mg_pow(c, 0.5, 0.5 - 1.0, 0));
+    mg_handle relu = out[4] = MAKE(mg_relu(ab1));
+    mg_handle tanh_ab = out[5] = MAKE(mg_tanh(ab));
+    mg_handle exp_a = out[6] = MAKE(mg_exp(a));
+    mg_handle minus_b = out[7] = MAKE(mg_mul_const(b, -1.0));
+    mg_handle custom = out[8] = MAKE(mg_custom(7.25, 2, pair)); /* hand-built: data kept */
+    mg_handle s1 = out[9] = MAKE(mg_add(square, root_c));
+    mg_handle s2 = out[10] = MAKE(mg_mul(custom, relu)); /* uses the hand-built node's data */
+    mg_handle s3 = out[11] = MAKE(mg_add(s2, s1));
+    mg_handle s4 = out[12] = MAKE(mg_mul(tanh_ab, exp_a));
+    mg_handle s5 = out[13] = MAKE(mg_add(s3, s4));
+    mg_handle s6 = out[14] = MAKE(mg_add(s5, minus_b));
+    out[15] = MAKE(mg_pow(s6, -1.0, -1.0 - 1.0, 1)); /* the root: 1 / (...) */
+    return 16;
+}
+
+/* forward() after new leaf data gives, node for node and bit for bit, the data of a fresh build
+ * from those leaves, and zero grads where the fresh build has them; backward() then gives the
+ * fresh build's grads.  Leaves and the hand-built node keep their data and grad. */
+static void test_forward_equals_a_fresh_build(void) {
+    mg_handle a = MAKE(mg_leaf(0.5)), b = MAKE(mg_leaf(-1.25)), c = MAKE(mg_leaf(2.0));
+    mg_handle built[PROGRAM_NODES];
+    int32_t n = program(a, b, c, built);
+    CHECK_INT(n, PROGRAM_NODES);
+    mg_handle root = built[n - 1];
+    CHECK_INT(mg_backward(root), MG_OK); /* grads to reset */
+    mg_set_grad(built[8], 3.0);          /* the hand-built node's grad is the user's */
+    static const double leaves[][3] = {{0.5, -1.25, 2.0}, {-0.75, 3.0, 0.25}, {2.0, 0.1, 9.0},
+                                       {-0.0, -0.0, 4.0}, {1e-300, 1e300, 1e-320}};
+    for (size_t t = 0; t < sizeof leaves / sizeof *leaves; t++) {
+        mg_set_data(a, leaves[t][0]), mg_set_data(b, leaves[t][1]), mg_set_data(c, leaves[t][2]);
+        mg_set_grad(a, 11.0);
+        CHECK_INT(mg_forward(root), MG_OK);
+        mg_handle fa = MAKE(mg_leaf(leaves[t][0])), fb = MAKE(mg_leaf(leaves[t][1]));
+        mg_handle fc = MAKE(mg_leaf(leaves[t][2]));
+        mg_handle fresh[PROGRAM_NODES];
+        CHECK_INT(program(fa, fb, fc, fresh), n);
+        for (int32_t k = 0; k < n; k++) {
+            CHECK_DOUBLE(mg_data(built[k]), mg_data(fresh[k]));
+            CHECK_DOUBLE(mg_grad(built[k]), k == 8 ? 3.0 : 0.0);
+        }
+        CHECK_DOUBLE(mg_data(built[8]), 7.25);
+        CHECK_DOUBLE(mg_grad(a), 11.0); /* leaves: data and grad are the user's */
+        CHECK_DOUBLE(mg_data(a), leaves[t][0]);
+        mg_set_grad(a, 0.0), mg_set_grad(b, 0.0), mg_set_grad(c, 0.0), mg_set_grad(built[8], 0.0);
+        CHECK_INT(mg_backward(root), MG_OK);
+        CHECK_INT(mg_backward(fresh[n - 1]), MG_OK);
+        for (int32_t k = 0; k < n; k++) CHECK_DOUBLE(mg_grad(built[k]), mg_grad(fresh[k]));
+        CHECK_DOUBLE(mg_grad(a), mg_grad(fa));
+        CHECK_DOUBLE(mg_grad(b), mg_grad(fb));
+        CHECK_DOUBLE(mg_grad(c), mg_grad(fc));
+        mg_set_grad(built[8], 3.0);
+        release_all(fresh, n);
+        mg_release(fa), mg_release(fb), mg_release(fc);
+    }
+    release_all(built, n);
+    mg_release(a), mg_release(b), mg_release(c);
+}
+
+/* forward() touches only what the root reaches, and a root that is a leaf changes nothing. */
+static void test_forward_touches_only_what_the_root_reaches(void) {
+    mg_handle x = MAKE(mg_leaf(3.0)), w = MAKE(mg_leaf(2.0));
+    mg_handle before = MAKE(mg_mul(x, w)); /* below the root, not reached from it */
+    mg_handle y = MAKE(mg_mul(x, x));
+    mg_handle root = MAKE(mg_add(y, x));
+    mg_handle after = MAKE(mg_add(root, w)); /* a consumer of the root */
+    mg_set_data(before, 100.0), mg_set_grad(before, 5.0);
+    mg_set_data(after, -100.0), mg_set_grad(after, -5.0);
+    mg_set_data(x, 4.0);
+    CHECK_INT(mg_forward(root), MG_OK);
+    CHECK_DOUBLE(mg_data(root), 20.0);
+    CHECK_DOUBLE(mg_data(before), 100.0);
+    CHECK_DOUBLE(mg_grad(before), 5.0);
+    CHECK_DOUBLE(mg_data(after), -100.0);
+    CHECK_DOUBLE(mg_grad(after), -5.0);
+    CHECK_DOUBLE(mg_data(w), 2.0);
+    mg_set_grad(x, 1.5);
+    CHECK_INT(mg_forward(x), MG_OK);
+    CHECK_DOUBLE(mg_data(x), 4.0);
+    CHECK_DOUBLE(mg_grad(x), 1.5);
+    mg_handle all[] = {x, w, before, y, root, after};
+    release_all(all, COUNT(all));
+}
+
+/* An op that fails in forward() returns building's status.  The reached nodes made before it
+ * hold their new data, it and every reached node made after it NaN, no leaf changes; once the
+ * leaf is fixed, forward() is exact again. */
+static void test_forward_errors(void) {
+    mg_handle a = MAKE(mg_leaf(2.0)), b = MAKE(mg_leaf(1.0));
+    mg_handle s = MAKE(mg_mul(a, b));          /* before the failing node */
+    mg_handle f = MAKE(mg_pow(a, -1.0, -1.0 - 1.0, 1));     /* fails for a == 0 */
+    mg_handle g = MAKE(mg_pow(a, 0.5, 0.5 - 1.0, 0));      /* fails for a < 0 */
+    mg_handle e = MAKE(mg_exp(b));              /* fails for b > ~709.78 */
+    mg_handle p = MAKE(mg_pow(b, 400.0, 400.0 - 1.0, 1));    /* fails for |b| >= ~6.3 */
+    mg_handle u = MAKE(mg_add(s, b));           /* after, not depending on f */
+    mg_handle t1 = MAKE(mg_add(f, g)), t2 = MAKE(mg_add(e, p));
+    mg_handle t3 = MAKE(mg_add(t1, t2));
+    mg_handle root = MAKE(mg_add(t3, u));
+    mg_handle nodes[] = {s, f, g, e, p, u, t1, t2, t3, root};
+    enum { NODES = COUNT(nodes) };
+    static const struct {
+        double a, b;
+        int32_t status;
+        int first_nan; /* index in nodes of the failing node */
+    } cases[] = {
+        {0.0, 1.0, MG_ERR_ZERO_POWER, 1},     /* 0.0 ** -1 */
+        {-4.0, 1.0, MG_ERR_COMPLEX_POWER, 2}, /* (-4.0) ** 0.5 */
+        {2.0, 1000.0, MG_ERR_EXP_RANGE, 3},   /* exp(1000.0) */
+        {2.0, 10.0, MG_ERR_POW_RANGE, 4},     /* 10.0 ** 400 */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        mg_set_data(a, cases[c].a), mg_set_data(b, cases[c].b);
+        for (int k = 0; k < NODES; k++) mg_set_grad(nodes[k], 9.0);
+        CHECK_INT(mg_forward(root), cases[c].status);
+        CHECK_DOUBLE(mg_data(a), cases[c].a); /* no leaf changes */
+        CHECK_DOUBLE(mg_data(b), cases[c].b);
+        CHECK_DOUBLE(mg_data(s), cases[c].a * cases[c].b); /* made before: new data */
+        for (int k = 0; k < NODES; k++) {
+            if (k >= cases[c].first_nan) CHECK(isnan(mg_data(nodes[k])));
+            CHECK_DOUBLE(mg_grad(nodes[k]), 0.0);
+        }
+        /* The status building the failing op from these leaves gives. */
+        switch (cases[c].first_nan) {
+        case 1: CHECK_FAILS(mg_pow(a, -1.0, -1.0 - 1.0, 1), cases[c].status); break;
+        case 2: CHECK_FAILS(mg_pow(a, 0.5, 0.5 - 1.0, 0), cases[c].status); break;
+        case 3: CHECK_FAILS(mg_exp(b), cases[c].status); break;
+        case 4: CHECK_FAILS(mg_pow(b, 400.0, 400.0 - 1.0, 1), cases[c].status); break;
+        }
+        /* Fixed: exact again. */
+        mg_set_data(a, 4.0), mg_set_data(b, 0.5);
+        CHECK_INT(mg_forward(root), MG_OK);
+        CHECK_DOUBLE(mg_data(root), (0.25 + 2.0) + (exp(0.5) + pow(0.5, 400.0)) + (2.0 + 0.5));
+        CHECK_DOUBLE(mg_data(u), 2.5);
+    }
+    release_all(nodes, NODES);
+    mg_release(a), mg_release(b);
+}
+
+/* forward() keeps the order it walked (its schedule) for the next forward() and backward() of
+ * the same root.  It must stay right when compaction moves the graph, when the root's Value is
+ * dropped and its handle slot reused, and when another root runs in between. */
+static void test_forward_after_compaction_and_reuse(void) {
+    mg_handle garbage = MAKE(mg_leaf(1.0));
+    for (int k = 0; k < 5000; k++) { /* nodes below the graph, dropped later */
+        mg_handle next = MAKE(mg_mul_const(garbage, 1.0));
+        mg_release(garbage);
+        garbage = next;
+    }
+    mg_handle x = MAKE(mg_leaf(3.0));
+    mg_handle y = MAKE(mg_mul(x, x));
+    mg_handle root = MAKE(mg_add(y, x)); /* x*x + x */
+    mg_handle other = MAKE(mg_mul(y, y));
+    CHECK_INT(mg_forward(root), MG_OK);
+    CHECK_INT(mg_backward(root), MG_OK);
+    CHECK_DOUBLE(mg_grad(x), 7.0);
+    mg_release(garbage);
+    CHECK_INT(mg_collect(), MG_OK); /* every node of the graph moves down */
+    CHECK_INT(mg_node_count(), 4);
+    mg_set_data(x, 5.0), mg_set_grad(x, 0.0);
+    CHECK_INT(mg_forward(root), MG_OK);
+    CHECK_DOUBLE(mg_data(root), 30.0);
+    CHECK_INT(mg_backward(root), MG_OK);
+    CHECK_DOUBLE(mg_grad(x), 11.0);
+    CHECK_DOUBLE(mg_grad(y), 1.0);
+    /* Another root in between, then the first again. */
+    CHECK_INT(mg_forward(other), MG_OK);
+    CHECK_DOUBLE(mg_data(other), 625.0);
+    mg_set_grad(x, 0.0);
+    CHECK_INT(mg_backward(root), MG_OK); /* walks: forward() last ran on `other` */
+    CHECK_DOUBLE(mg_grad(x), 11.0);
+    mg_set_data(x, 2.0);
+    CHECK_INT(mg_forward(root), MG_OK);
+    mg_set_grad(x, 0.0);
+    CHECK_INT(mg_backward(root), MG_OK);
+    CHECK_DOUBLE(mg_grad(x), 5.0);
+    /* The root's handle released and its slot reused by a node of another shape. */
+    mg_handle z = MAKE(mg_leaf(-1.0));
+    mg_release(root);
+    root = MAKE(mg_mul(x, z)); /* the released handle slot, in its next generation */
+    mg_set_grad(x, 0.0);
+    mg_set_data(z, 4.0);
+    CHECK_INT(mg_forward(root), MG_OK);
+    CHECK_DOUBLE(mg_data(root), 8.0);
+    CHECK_INT(mg_backward(root), MG_OK);
+    CHECK_DOUBLE(mg_grad(x), 4.0);
+    CHECK_DOUBLE(mg_grad(z), 2.0);
+    CHECK_DOUBLE(mg_grad(y), 1.0); /* y is not reached from the new root */
+    mg_handle all[] = {x, y, z, root, other};
+    release_all(all, COUNT(all));
+}
+
+/* forward() of a 1,000,000-deep chain: no recursion, and backward() after it. */
+static void test_forward_deep_chain(void) {
+    enum { DEPTH = 1000000 };
+    mg_handle x = MAKE(mg_leaf(0.5));
+    mg_handle y = MAKE(mg_retain(x));
+    for (int32_t k = 0; k < DEPTH; k++) {
+        mg_handle next = MAKE(k % 2 ? mg_add(y, x) : mg_tanh(y));
+        mg_release(y);
+        y = next;
+    }
+    double expected = 0.25; /* a fresh build's value from x = 0.25 */
+    for (int32_t k = 0; k < DEPTH; k++) expected = k % 2 ? expected + 0.25 : tanh(expected);
+    mg_set_data(x, 0.25);
+    CHECK_INT(mg_forward(y), MG_OK);
+    CHECK_DOUBLE(mg_data(y), expected);
+    CHECK_INT(mg_backward(y), MG_OK);
+    CHECK(mg_grad(x) > 1.0);
     mg_release(y), mg_release(x);
 }
 
@@ -1304,6 +1525,8 @@ static void test_texts(void) {
 typedef struct {
     double start;
     double data, grad;
+    double data2, grad2; /* after forward() from the leaf doubled */
+    int32_t forward_status;
 } Work;
 
 static void *build_and_backward(void *arg) {
@@ -1318,6 +1541,13 @@ static void *build_and_backward(void *arg) {
     mg_backward(y);
     work->data = mg_data(y);
     work->grad = mg_grad(x);
+    /* Re-run the same graph from a doubled leaf, each thread its own graph: exact again. */
+    mg_set_data(x, 2.0 * work->start);
+    mg_set_grad(x, 0.0);
+    for (int k = 0; k < 20; k++) work->forward_status |= mg_forward(y);
+    mg_backward(y);
+    work->data2 = mg_data(y);
+    work->grad2 = mg_grad(x);
     mg_release(y), mg_release(x);
     return NULL;
 }
@@ -1335,6 +1565,9 @@ static void test_threads(void) {
         CHECK_INT(pthread_join(threads[t], NULL), 0);
         CHECK_DOUBLE(work[t].data, (t + 1.0) * 100001);
         CHECK_DOUBLE(work[t].grad, 100001.0);
+        CHECK_INT(work[t].forward_status, MG_OK);
+        CHECK_DOUBLE(work[t].data2, 2.0 * (t + 1.0) * 100001);
+        CHECK_DOUBLE(work[t].grad2, 100001.0);
     }
 }
 
@@ -1353,6 +1586,11 @@ static const struct {
     {"readme_example", test_readme_example},
     {"shared_dag", test_shared_dag},
     {"deep_chain_backward", test_deep_chain_backward},
+    {"forward_equals_a_fresh_build", test_forward_equals_a_fresh_build},
+    {"forward_touches_only_what_the_root_reaches", test_forward_touches_only_what_the_root_reaches},
+    {"forward_errors", test_forward_errors},
+    {"forward_after_compaction_and_reuse", test_forward_after_compaction_and_reuse},
+    {"forward_deep_chain", test_forward_deep_chain},
     {"growth", test_growth},
     {"reclamation", test_reclamation},
     {"arena_reuse", test_arena_reuse},

@@ -61,7 +61,7 @@ static void problem(int line, const char *what, long long value) {
 
 /* Everything graph.h offers that allocates: leaves and ops in a growing chain, labels,
  * compaction (explicit and when the arena is full of garbage), shrinking, mg_trace, mg_mlp,
- * mg_parents, and backward; the Values kept must keep their numbers throughout. */
+ * mg_parents, backward and forward; the Values kept must keep their numbers throughout. */
 static void workload(void) {
     enum { KEPT = 8 };
     mg_handle x = mg_leaf(2.0);
@@ -132,6 +132,19 @@ static void workload(void) {
     }
     EXPECT(mg_backward(y) == MG_OK); /* backward allocates nothing */
     EXPECT(mg_grad(y) == 1.0);
+    /* forward allocates its schedule: it works or fails with nothing changed, and backward
+     * after it is right either way. */
+    mg_set_data(x, 3.0);
+    int32_t forward_status = mg_forward(y);
+    EXPECT(forward_status == MG_OK || forward_status == MG_ERR_NOMEM);
+    EXPECT(mg_data(x) == 3.0);
+    EXPECT(mg_data(y) == (forward_status == MG_OK ? y_data * 1.5 : y_data));
+    EXPECT(mg_backward(y) == MG_OK);
+    EXPECT(mg_grad(y) == 1.0);
+    mg_set_data(x, 2.0); /* back to the numbers the kept Values are checked against */
+    int32_t again = mg_forward(y);
+    EXPECT(again == MG_OK || (again == MG_ERR_NOMEM && forward_status == MG_ERR_NOMEM));
+    EXPECT(mg_data(y) == y_data);
     for (int k = 0; k < nkept; k++) {
         EXPECT(mg_data(kept[k]) == kept_data[k]);
         mg_release(kept[k]);
@@ -160,6 +173,10 @@ static void reset_arena(void) {
     A.handles_len = A.handles_cap = A.live_handles = 0;
     A.free_handle = NO_NODE;
     A.texts_len = A.texts_cap = 0;
+    free(A.schedule.nodes);
+    A.schedule.nodes = NULL;
+    A.schedule.len = A.schedule.cap = 0;
+    A.schedule.root = -1;
 }
 
 int main(void) {
