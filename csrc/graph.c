@@ -474,8 +474,6 @@ static int32_t make_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *no
         if (nout > widest) widest = nout;
         if (nodes > A.limit) return MG_ERR_NODE_LIMIT;
     }
-    for (uint64_t k = 0; k < nparams; k++)
-        if (!valid(params[k])) return MG_ERR_BAD_HANDLE;
     /* One block: every parameter's node, then this layer's inputs and outputs.  nparams and
      * widest are below 2**32 * 2**31 (int32 sizes), so the sum cannot wrap. */
     uint64_t scratch_len = nparams + 2 * (widest ? widest : 1);
@@ -487,9 +485,16 @@ static int32_t make_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *no
         free(scratch);
         return status;
     }
-    /* Node indices are read after reserve(): a compaction moves nodes. */
+    /* Node indices are read after reserve(): a compaction moves nodes.  (A bad parameter is
+     * found only now, having reserved for nothing: harmless, and one pass over them.) */
     uint32_t *w = scratch, *x = scratch + nparams, *y = x + (widest ? widest : 1);
-    for (uint64_t k = 0; k < nparams; k++) w[k] = node_of(params[k]);
+    for (uint64_t k = 0; k < nparams; k++) {
+        if (!valid(params[k])) {
+            free(scratch);
+            return MG_ERR_BAD_HANDLE;
+        }
+        w[k] = node_of(params[k]);
+    }
     for (int32_t k = 0; k < sizes[0]; k++)
         x[k] = inputs[k] >= 0 ? node_of(inputs[k]) : NO_NODE;
     Columns c = {A.data, A.grad, A.lhs, A.rhs, A.node_handle, A.op};
