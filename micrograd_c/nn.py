@@ -115,7 +115,7 @@ class _Plan:
     the classes whose __call__ the C call stands in for."""
 
     __slots__ = ("kind", "level", "layers", "calls", "nin", "nout", "nlayers", "sizes",
-                 "nonlin", "params", "handles", "leaves")
+                 "nonlin", "params", "handles", "leaves", "zeros")
 
     def __init__(self, module: Module, level: int, layers: list[Any],
                  groups: list[list[Any]]) -> None:
@@ -135,7 +135,9 @@ class _Plan:
         # (The copies of each w, and each b, keep these handles live.)
         self.params = [p for group in groups for n in group for p in (*n.w, n.b)]
         self.handles = ffi.new("mg_handle[]", [p._h for p in self.params])
-        self.leaves = (-1,) * self.nin  # "input k is the number x[k]", for every k
+        # Inputs that are all numbers, or all Values: C only reads these, so calls share them.
+        self.leaves = ffi.new("mg_handle[]", [-1] * self.nin)  # "input k is the number x[k]"
+        self.zeros = ffi.new("double[]", self.nin)  # (no numbers among the inputs)
 
 
 def _reads_plainly(cls: type, level: int) -> bool:
@@ -225,7 +227,11 @@ def _call_in_c(module: Module, x: Any, level: int) -> Value | list[Value] | None
     gives), or None where micrograd's loop must run."""
     key = id(module)
     plan = _plans.get(key)
-    if plan is None or not _fits(plan, module):
+    try:
+        fits = plan is not None and _fits(plan, module)
+    except Exception:  # (say, a w made a numpy array: == gives no bool) _plan sees to it
+        fits = False
+    if not fits:
         if key not in _plans:
             weakref.finalize(module, _plans.pop, key, None).atexit = False
         plan = _plans[key] = _plan(module, level)
@@ -240,23 +246,35 @@ def _call_in_c(module: Module, x: Any, level: int) -> Value | list[Value] | None
         return None
     nout = plan.nout
     out = ffi.new("mg_handle[]", nout)
-    if nin and type(x[0]) is Value:
-        inputs = _inputs(x, nin)
-        if inputs is None:
-            return None
-        status = _mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, *inputs, out)
+    if nin and type(x[0]) is Value:  # Values, as the notebook gives them (numbers may follow)
+        handles = [v._h if type(v) is Value else -1 for v in x]
+        if -1 in handles:
+            return _call_mixed(plan, x, out)
+        status = _mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, handles,
+                         plan.zeros, out)
     else:
         try:  # numbers alone: cffi reads them as doubles
             status = _mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, plan.leaves,
                              x, out)
         except (TypeError, OverflowError):  # a Value, or a number only _to_float reads
-            inputs = _inputs(x, nin)
-            if inputs is None:
-                return None
-            status = _mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, *inputs, out)
+            return _call_mixed(plan, x, out)
     if status < 0:
         raise error(status)
     if nout == 1:
+        return _adopt(out[0])
+    return list(map(_adopt, out))
+
+
+def _call_mixed(plan: _Plan, x: Sequence[Any], out: Any) -> Value | list[Value] | None:
+    """_call_in_c's end for inputs that mix Values and numbers, or hold numbers only _to_float
+    reads (or refuses, with its error)."""
+    inputs = _inputs(x, plan.nin)
+    if inputs is None:
+        return None
+    status = _mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, *inputs, out)
+    if status < 0:
+        raise error(status)
+    if plan.nout == 1:
         return _adopt(out[0])
     return list(map(_adopt, out))
 

@@ -194,6 +194,8 @@ ATTRIBUTE_CHANGES: dict[str, Callable[[Any, type, Any], Any]] = {
         "neurons", m.layers[1].neurons[::-1]),
     "n.__dict__ = other dict": lambda nn, V, m: setattr(
         a_neuron(m), "__dict__", {"w": [V(1.0)] * 4, "b": V(0.5), "nonlin": False}),
+    "n.w = numpy array": lambda nn, V, m: setattr(
+        m.layers[1].neurons[0], "w", np.array([V(0.5), V(-0.25), V(2.0), V(1.0)], dtype=object)),
     "vars(n).pop('nonlin')": lambda nn, V, m: vars(m.layers[0].neurons[0]).pop("nonlin"),
 }
 
