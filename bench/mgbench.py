@@ -281,6 +281,25 @@ class Moons:
                            close=tuple(p.grad for p in params) + tuple(p.data for p in params))
 
 
+# -- mlp_call: one model call, as the notebook's loop makes it -------------------------------
+
+
+class MlpCalls:
+    """The notebook's forward pass alone: MLP(2, [16, 16, 1]) called on each of `samples`
+    make_moons points, given as `list(map(Value, xrow))` the way demo.ipynb gives them."""
+
+    def __init__(self, engine: Engine, samples: int) -> None:
+        moons = Moons(engine, samples)
+        self.model = moons.model
+        self.inputs = [list(map(engine.Value, xrow)) for xrow in moons.X]
+
+    def run(self) -> list[Any]:
+        return list(map(self.model, self.inputs))
+
+    def fingerprint(self, scores: list[Any]) -> Fingerprint:
+        return Fingerprint(exact=tuple(score.data for score in scores))
+
+
 # -- memory ------------------------------------------------------------------------------------
 
 

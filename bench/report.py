@@ -159,6 +159,19 @@ def replay_row(cases: list[Case]) -> Row:
     return speedup_row(label, mg, mgc, ms, 4000)
 
 
+def mlp_call_rows(cases: list[Case]) -> list[Row]:
+    mg, mgc = both(cases, "test_mlp_call")
+    row = speedup_row("mlp_call: one MLP(2, [16, 16, 1]) call on Values, GC on (per call)",
+                      mg, mgc, ns, 1)
+    row.target = "<= 4 us per call"
+    row.met = per_unit(mgc) <= 4e-6 if mgc and checked(mgc) else None
+    c_part = find(cases, "test_mg_mlp")
+    nodes = c_part["extra_info"]["nodes_per_call"] if c_part else "?"
+    return [row, Row(f"mlp_call: its C part alone, mg_mlp making {nodes} nodes (per node)",
+                     "-", show(c_part, lambda c: ns(per_unit(c))), "-", "<= 4 ns per node",
+                     per_unit(c_part) <= 4e-9 if c_part and checked(c_part) else None)]
+
+
 def deep_rows(cases: list[Case]) -> list[Row]:
     mg, mgc = both(cases, "test_deep_recursion_limit")
 
@@ -234,7 +247,8 @@ def memory_rows(cases: list[Case]) -> list[Row]:
 
 
 def rows_of(cases: list[Case]) -> list[Row]:
-    return [*mlp_rows(cases), replay_row(cases), *op_rows(cases), backward_row(cases),
+    return [*mlp_rows(cases), replay_row(cases), *mlp_call_rows(cases), *op_rows(cases),
+            backward_row(cases),
             *deep_rows(cases),
             *memory_rows(cases)]
 

@@ -1,7 +1,7 @@
 """micrograd against micrograd_c, side by side in one run.
 
 Each case runs once per engine (the `engine` parameter, see conftest.py) in a pytest-benchmark
-group: op, backward, mlp_step, deep, memory.  Every round times one call on fresh inputs made by
+group: op, backward, mlp_step, mlp_call, deep, memory.  Every round times one call on fresh inputs made by
 an untimed setup.  extra_info["count"] is what one call does ("per" says of what: ops, nodes,
 steps), so report.py can print ns per op or per node.  After timing, each case checks that the
 engines computed the same thing; that check is all a quick run (--benchmark-disable) asserts.
@@ -13,8 +13,9 @@ import gc
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+import micrograd_c.nn
 import pytest
-from micrograd_c._core import lib
+from micrograd_c._core import ffi, lib
 
 from mgbench import (
     ENGINES,
@@ -25,6 +26,7 @@ from mgbench import (
     Chain,
     Engine,
     Fingerprint,
+    MlpCalls,
     Moons,
     Sizes,
     arena,
@@ -49,6 +51,7 @@ ROUNDS = {
     "backward": {"micrograd": 3, "micrograd_c": 10},
     "mlp_step": {"micrograd": 5, "micrograd_c": 30},
     "mlp_replay": {"micrograd_c": 100},
+    "mlp_call": {"micrograd": 3, "micrograd_c": 200},
     "deep": {"micrograd": 1, "micrograd_c": 3},
     "memory": {"micrograd": 3, "micrograd_c": 20},
 }
@@ -157,6 +160,52 @@ def test_mlp_replay(benchmark: Any, sizes: Sizes, agreement: Agreement) -> None:
         return other_moons.fingerprint(*other_moons.step())
 
     agreement.check("mlp_step", engine, moons.fingerprint(total_loss, acc), other_step)
+
+
+@pytest.mark.benchmark(group="mlp_call")
+def test_mlp_call(benchmark: Any, engine: Engine, sizes: Sizes, agreement: Agreement) -> None:
+    """The moons step's forward pass alone: one call of MLP(2, [16, 16, 1]) per point, on
+    Values, GC on (report.py gives the time per call)."""
+    calls = MlpCalls(engine, sizes.moons)
+    benchmark.extra_info.update(count=sizes.moons, per="call")
+    scores = benchmark.pedantic(calls.run, rounds=ROUNDS["mlp_call"][engine.name],
+                                warmup_rounds=1)
+    agreement.check("mlp_call", engine, calls.fingerprint(scores),
+                    lambda other: mlp_call_fingerprint(MlpCalls(other, sizes.moons)))
+
+
+def mlp_call_fingerprint(calls: MlpCalls) -> Fingerprint:
+    return calls.fingerprint(calls.run())
+
+
+@pytest.mark.benchmark(group="mlp_call")
+def test_mg_mlp(benchmark: Any, sizes: Sizes) -> None:
+    """The same calls' C part alone: mg_mlp from the model's packed arrays, then the output's
+    release (report.py gives the time per node it makes).  micrograd_c alone."""
+    engine = ENGINES["micrograd_c"]
+    calls = MlpCalls(engine, sizes.moons)
+    scores = calls.run()  # packs the model's plan
+    plan = micrograd_c.nn._plans[id(calls.model)]
+    assert plan is not None, "the model must run in C"
+    handles = [ffi.new("mg_handle[]", [v._h for v in x]) for x in calls.inputs]
+    constants = ffi.new("double[]", plan.nin)
+    out = ffi.new("mg_handle[]", plan.nout)
+
+    def run() -> None:
+        for inputs in handles:
+            lib.mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, inputs, constants,
+                       out)
+            lib.mg_release(out[0])
+
+    lib.mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, handles[0], constants, out)
+    assert lib.mg_data(out[0]) == scores[0].data
+    lib.mg_release(out[0])
+    # Per neuron of a layer of n inputs, on Values: n products, n sums, and a ReLU if nonlin.
+    nodes = sum(plan.sizes[l + 1] * (2 * plan.sizes[l] + bool(plan.nonlin[l]))
+                for l in range(plan.nlayers))
+    benchmark.extra_info.update(count=nodes * len(handles), per="node", engine=engine.name,
+                                nodes_per_call=nodes)
+    benchmark.pedantic(run, rounds=ROUNDS["mlp_call"][engine.name], warmup_rounds=1)
 
 
 @pytest.mark.benchmark(group="deep")

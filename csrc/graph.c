@@ -401,18 +401,17 @@ static int32_t py_pow(double base, double exponent, double *out) {
  * parents' data (a **'s rhs is the leaf holding its exponent; one-operand ops have no rhs).
  * Writes *out only on success and fails as Python's float arithmetic would.  The op's local
  * backward is the same case in propagate(), just below. */
-static inline int32_t forward_of(uint8_t op, uint32_t lhs, uint32_t rhs, double *out) {
-    double x = A.data[lhs];
+static inline int32_t forward_of(uint8_t op, double x, double y, double *out) {
     switch (op) {
     case MG_ADD: /* out = a + b */
-        *out = x + A.data[rhs];
+        *out = x + y;
         return MG_OK;
     case MG_MUL: /* out = a * b */
-        *out = x * A.data[rhs];
+        *out = x * y;
         return MG_OK;
     case MG_POW:
-    case MG_POWI: /* out = a ** e */
-        return py_pow(x, A.data[rhs], out);
+    case MG_POWI: /* out = a ** e (y, the exponent, is the hidden leaf's data) */
+        return py_pow(x, y, out);
     case MG_RELU: /* micrograd: 0 if a < 0 else a (so -0.0 and NaN pass) */
         *out = x < 0 ? 0.0 : x;
         return MG_OK;
@@ -467,7 +466,7 @@ static inline int32_t propagate(uint32_t i) {
 /* Appends op(lhs, rhs) for an op whose forward cannot fail (+, *, ReLU); room is reserved. */
 static inline uint32_t push_op(uint8_t op, uint32_t lhs, uint32_t rhs) {
     double out = 0.0;
-    (void)forward_of(op, lhs, rhs, &out);
+    (void)forward_of(op, A.data[lhs], rhs == NO_NODE ? 0.0 : A.data[rhs], &out);
     return push(op, out, lhs, rhs);
 }
 
@@ -512,7 +511,7 @@ static mg_handle make_unary(uint8_t op, mg_handle a, double exponent, double exp
     uint32_t e = is_pow ? push(MG_LEAF, exponent, NO_NODE, NO_NODE) : NO_NODE;
     if (is_pow) A.grad[e] = exponent_minus_one;
     double out = 0.0;
-    status = forward_of(op, x, e, &out);
+    status = forward_of(op, A.data[x], is_pow ? A.data[e] : 0.0, &out);
     if (status) {
         A.len -= made - 1; /* undo the exponent's leaf */
         return status;
@@ -548,18 +547,49 @@ mg_handle mg_tanh(mg_handle a) { LOCKED(mg_handle, make_unary(MG_TANH, a, 0.0, 0
 mg_handle mg_exp(mg_handle a) { LOCKED(mg_handle, make_unary(MG_EXP, a, 0.0, 0.0)); }
 mg_handle mg_custom(double data, int32_t n, const mg_handle *parents) { LOCKED(mg_handle, make_custom(data, n, parents)); }
 
-/* One neuron: bias + w[0]*x[0] + w[1]*x[1] + ..., then ReLU.  x[k] == NO_NODE means the
- * number constants[k], given its own leaf. */
-static uint32_t emit_neuron(int32_t nin, const mg_handle *w, const uint32_t *x,
-                            const double *constants, bool nonlin) {
-    uint32_t acc = node_of(w[nin]); /* sum(..., start=bias) */
+/* The node arrays, read once into locals: a store through A.op (a byte, which may alias
+ * anything) would otherwise make the compiler reload every field of A after each node. */
+typedef struct {
+    double *data, *grad;
+    uint32_t *lhs, *rhs, *node_handle;
+    uint8_t *op;
+} Columns;
+
+static inline void put(Columns c, uint32_t i, uint8_t op, double data, uint32_t lhs, uint32_t rhs) {
+    c.data[i] = data;
+    c.grad[i] = 0.0;
+    c.op[i] = op;
+    c.lhs[i] = lhs;
+    c.rhs[i] = rhs;
+    c.node_handle[i] = NO_NODE;
+}
+
+/* One neuron from node *next on: bias + w[0]*x[0] + w[1]*x[1] + ..., then ReLU; returns its
+ * output node.  w holds nin weight nodes then the bias node; x[k] == NO_NODE means the number
+ * constants[k], given its own leaf.  The running sum stays in a register: the same additions,
+ * in the same order, as micrograd's sum(), each by forward_of() (inlined for a known op). */
+static uint32_t emit_neuron(Columns c, uint32_t *next, int32_t nin, const uint32_t *w,
+                            const uint32_t *x, const double *constants, bool nonlin) {
+    uint32_t i = *next, acc = w[nin]; /* sum(..., start=bias) */
+    double sum = c.data[acc];
     for (int32_t k = 0; k < nin; k++) {
-        uint32_t xk = x[k] != NO_NODE ? x[k] : push(MG_LEAF, constants[k], NO_NODE, NO_NODE);
-        uint32_t wk = node_of(w[k]);
-        uint32_t product = push_op(MG_MUL, wk, xk);
-        acc = push_op(MG_ADD, acc, product);
+        uint32_t xk = x[k];
+        if (xk == NO_NODE) put(c, xk = i++, MG_LEAF, constants[k], NO_NODE, NO_NODE);
+        double product;
+        forward_of(MG_MUL, c.data[w[k]], c.data[xk], &product);
+        put(c, i, MG_MUL, product, w[k], xk);
+        forward_of(MG_ADD, sum, product, &sum);
+        put(c, i + 1, MG_ADD, sum, acc, i);
+        acc = i + 1;
+        i += 2;
     }
-    if (nonlin) acc = push_op(MG_RELU, acc, NO_NODE);
+    if (nonlin) {
+        double out;
+        forward_of(MG_RELU, sum, 0.0, &out);
+        put(c, i, MG_RELU, out, acc, NO_NODE);
+        acc = i++;
+    }
+    *next = i;
     return acc;
 }
 
@@ -568,12 +598,13 @@ static int32_t make_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *no
                         mg_handle *out) {
     if (nlayers < 1) return MG_ERR_BAD_ARGUMENT;
     uint64_t nodes = 0, nparams = 0, widest = 0, leaves = 0;
+    if (sizes[0] < 0) return MG_ERR_BAD_ARGUMENT;
     for (int32_t k = 0; k < sizes[0]; k++) {
         if (inputs[k] < 0) leaves++;
         else if (!valid(inputs[k])) return MG_ERR_BAD_HANDLE;
     }
     for (int32_t l = 0; l < nlayers; l++) {
-        if (sizes[l] < 0 || sizes[l + 1] < 0) return MG_ERR_BAD_ARGUMENT;
+        if (sizes[l + 1] < 0) return MG_ERR_BAD_ARGUMENT;
         uint64_t nin = (uint64_t)sizes[l], nout = (uint64_t)sizes[l + 1];
         uint64_t per_neuron = (l == 0 ? leaves : 0) + 2 * nin + (nonlin[l] ? 1 : 0);
         nodes += per_neuron * nout; /* each term < 2**64 / 4: no overflow for int32 sizes */
@@ -582,29 +613,42 @@ static int32_t make_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *no
         if (nout > widest) widest = nout;
         if (nodes > A.limit) return MG_ERR_NODE_LIMIT;
     }
-    for (uint64_t k = 0; k < nparams; k++)
-        if (!valid(params[k])) return MG_ERR_BAD_HANDLE;
-    uint32_t *x = malloc(2 * (widest ? widest : 1) * sizeof *x); /* this layer's inputs, outputs */
-    if (!x) return MG_ERR_NOMEM;
+    /* One block: every parameter's node, then this layer's inputs and outputs.  nparams and
+     * widest are below 2**32 * 2**31 (int32 sizes), so the sum cannot wrap. */
+    uint64_t scratch_len = nparams + 2 * (widest ? widest : 1);
+    if (scratch_len > SIZE_MAX / sizeof(uint32_t)) return MG_ERR_NOMEM;
+    uint32_t *scratch = malloc((size_t)scratch_len * sizeof *scratch);
+    if (!scratch) return MG_ERR_NOMEM;
     int32_t status = reserve((uint32_t)nodes);
     if (status) {
-        free(x);
+        free(scratch);
         return status;
     }
-    uint32_t *y = x + widest;
+    /* Node indices are read after reserve(): a compaction moves nodes.  (A bad parameter is
+     * found only now, having reserved for nothing: harmless, and one pass over them.) */
+    uint32_t *w = scratch, *x = scratch + nparams, *y = x + (widest ? widest : 1);
+    for (uint64_t k = 0; k < nparams; k++) {
+        if (!valid(params[k])) {
+            free(scratch);
+            return MG_ERR_BAD_HANDLE;
+        }
+        w[k] = node_of(params[k]);
+    }
     for (int32_t k = 0; k < sizes[0]; k++)
         x[k] = inputs[k] >= 0 ? node_of(inputs[k]) : NO_NODE;
-    uint32_t first = A.len;
+    Columns c = {A.data, A.grad, A.lhs, A.rhs, A.node_handle, A.op};
+    uint32_t first = A.len, next = A.len;
     for (int32_t l = 0; l < nlayers; l++) {
         int32_t nin = sizes[l];
         for (int32_t j = 0; j < sizes[l + 1]; j++) {
-            y[j] = emit_neuron(nin, params, x, constants, nonlin[l]);
-            params += nin + 1;
+            y[j] = emit_neuron(c, &next, nin, w, x, constants, nonlin[l]);
+            w += nin + 1;
         }
         uint32_t *swap = x;
         x = y;
         y = swap;
     }
+    A.len = next;
     int32_t nout = sizes[nlayers];
     for (int32_t j = 0; j < nout; j++) {
         mg_handle h = handle_for(x[j]);
@@ -616,7 +660,7 @@ static int32_t make_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *no
         }
         out[j] = h;
     }
-    free(x < y ? x : y);
+    free(scratch);
     return status;
 }
 
@@ -946,7 +990,10 @@ static int32_t forward(mg_handle root) {
     for (uint32_t k = A.schedule.len; k-- > 0;) { /* oldest first */
         uint32_t i = A.schedule.nodes[k];
         A.grad[i] = 0.0;
-        if (!status) status = forward_of(A.op[i], A.lhs[i], A.rhs[i], &A.data[i]);
+        uint32_t rhs = A.rhs[i];
+        if (!status)
+            status = forward_of(A.op[i], A.data[A.lhs[i]], rhs == NO_NODE ? 0.0 : A.data[rhs],
+                                &A.data[i]);
         if (status) A.data[i] = NAN;
     }
     return status;

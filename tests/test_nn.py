@@ -347,7 +347,7 @@ def test_pickle_and_deepcopy_round_trip(clone: Callable[[Any], Any]) -> None:
 
 
 def test_a_plain_neurons_list_changed_in_place_is_honoured() -> None:
-    # A plain list given to a Layer cannot report its changes, so it must never be cached.
+    # A list a user made (no list of the model's own making) changed in place, by any method.
     for build in (lambda nn: nn.Layer(2, 3), lambda nn: nn.MLP(2, [3, 2])):
         ours, theirs = twins(build, seed=5)
         x = [0.4, -0.9]
