@@ -22,7 +22,8 @@
  * refuses it with MG_ERR_BAD_HANDLE instead of reaching whatever node reuses the slot. */
 typedef int64_t mg_handle;
 
-/* Calls that make or find a node return a handle (>= 0) or one of these codes (< 0). */
+/* Calls that make or find a node return a handle (>= 0) or one of these codes (< 0).  Their
+ * messages and Python exceptions are one table, in micrograd_c/_core.py. */
 enum mg_status {
     MG_OK = 0,
     MG_ERR_NOMEM = -1,         /* an allocation failed */
@@ -118,7 +119,6 @@ int64_t mg_handle_count(void);        /* handles owned by live Values */
 int64_t mg_bytes_per_node(void);      /* arena bytes per node slot */
 int32_t mg_collect(void);             /* reclaim unreachable nodes now */
 int32_t mg_set_node_limit(int64_t limit); /* 1..2**31-1; tests lower it */
-const char *mg_status_message(int32_t status);
 int32_t mg_gil_held(void);            /* defined by build_ffi.py: 1 if calls keep the GIL */
 
 /* cffi-cdef-end */
