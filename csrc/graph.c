@@ -5,7 +5,8 @@
  *     so a reverse index sweep is a topological sweep and nothing here recurses;
  *   - a node is live while a handle reaches it through parent links; handles are owned by
  *     Python Values (refcounted: one node has at most one handle, shared by its proxies);
- *   - every entry point takes the arena lock: cffi releases the GIL around each call.
+ *   - every entry point takes the arena lock, so each call is atomic whether or not its caller
+ *     holds the GIL (the Python build keeps the GIL; C callers and threads have no GIL at all).
  */
 #define _POSIX_C_SOURCE 200809L
 
