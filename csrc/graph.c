@@ -5,7 +5,8 @@
  *     so a reverse index sweep is a topological sweep and nothing here recurses;
  *   - a node is live while a handle reaches it through parent links; handles are owned by
  *     Python Values (refcounted: one node has at most one handle, shared by its proxies);
- *   - every entry point takes the arena lock: cffi releases the GIL around each call.
+ *   - every entry point takes the arena lock, so each call is atomic whether or not its caller
+ *     holds the GIL (the Python build keeps the GIL; C callers and threads have no GIL at all).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -1112,21 +1113,4 @@ int32_t mg_set_node_limit(int64_t limit) { LOCKED(int32_t, set_node_limit(limit)
 int64_t mg_bytes_per_node(void) {
     return sizeof *A.data + sizeof *A.grad + sizeof *A.lhs + sizeof *A.rhs +
            sizeof *A.node_handle + sizeof *A.op;
-}
-
-const char *mg_status_message(int32_t status) {
-    switch (status) {
-    case MG_OK: return "no error";
-    case MG_ERR_NOMEM: return "out of memory for the graph arena";
-    case MG_ERR_NODE_LIMIT: return "the graph holds as many live nodes as it can (the node limit)";
-    case MG_ERR_BAD_HANDLE: return "this Value's handle is not live (was it copied by hand?)";
-    case MG_ERR_BAD_ARGUMENT: return "bad argument to the graph core";
-    case MG_ERR_ZERO_POWER: return "0.0 cannot be raised to a negative power";
-    case MG_ERR_POW_RANGE: return "(34, 'Numerical result out of range')";
-    case MG_ERR_COMPLEX_POWER:
-        return "a negative number raised to a fractional power is complex, "
-               "and Value holds only real numbers";
-    case MG_ERR_EXP_RANGE: return "math range error";
-    default: return "unknown graph core error";
-    }
 }

@@ -25,7 +25,8 @@
  * operator), a float in a few.  Calls that make a node return a handle, or a status below 0. */
 typedef double mg_handle;
 
-/* Calls that make or find a node return a handle (>= 0) or one of these codes (< 0). */
+/* Calls that make or find a node return a handle (>= 0) or one of these codes (< 0).  Their
+ * messages and Python exceptions are one table, in micrograd_c/_core.py. */
 enum mg_status {
     MG_OK = 0,
     MG_ERR_NOMEM = -1,         /* an allocation failed */
@@ -145,7 +146,6 @@ int32_t mg_collect(void);
  * leaves the arena fuller than half-way to it grows it to this.  Tests and bench/ set it. */
 int32_t mg_set_headroom(int32_t percent);
 int32_t mg_set_node_limit(int64_t limit); /* 1..2**31-1; tests lower it */
-const char *mg_status_message(int32_t status);
 int32_t mg_gil_held(void);            /* defined by build_ffi.py: 1 if calls keep the GIL */
 
 /* cffi-cdef-end */

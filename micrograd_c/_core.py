@@ -10,24 +10,33 @@ from micrograd_c._graph import ffi, lib
 
 __all__ = ["ffi", "lib", "error", "check", "get_text", "set_text"]
 
-_EXCEPTION_TYPES: dict[int, type[Exception]] = {
-    lib.MG_ERR_NOMEM: MemoryError,
-    lib.MG_ERR_NODE_LIMIT: MemoryError,
-    lib.MG_ERR_BAD_HANDLE: ValueError,
-    lib.MG_ERR_BAD_ARGUMENT: ValueError,
-    lib.MG_ERR_ZERO_POWER: ZeroDivisionError,
-    lib.MG_ERR_POW_RANGE: OverflowError,
-    lib.MG_ERR_COMPLEX_POWER: ValueError,
-    lib.MG_ERR_EXP_RANGE: OverflowError,
+# Every status the C core can return (`enum mg_status` in csrc/graph.h) and what it becomes in
+# Python: the exception micrograd's float arithmetic would raise, and its message.  This is the
+# one table: C returns only the code.  A new status code is one row here (test_core.py checks
+# that every MG_ERR_ of the header has a row).
+_ERRORS: dict[int, tuple[type[Exception], str]] = {
+    lib.MG_ERR_NOMEM: (MemoryError, "out of memory for the graph arena"),
+    lib.MG_ERR_NODE_LIMIT: (
+        MemoryError, "the graph holds as many live nodes as it can (the node limit)"),
+    lib.MG_ERR_BAD_HANDLE: (
+        ValueError, "this Value's handle is not live (was it copied by hand?)"),
+    lib.MG_ERR_BAD_ARGUMENT: (ValueError, "bad argument to the graph core"),
+    lib.MG_ERR_ZERO_POWER: (ZeroDivisionError, "0.0 cannot be raised to a negative power"),
+    lib.MG_ERR_POW_RANGE: (OverflowError, "(34, 'Numerical result out of range')"),  # float_pow's
+    lib.MG_ERR_COMPLEX_POWER: (
+        ValueError,
+        "a negative number raised to a fractional power is complex, "
+        "and Value holds only real numbers"),
+    lib.MG_ERR_EXP_RANGE: (OverflowError, "math range error"),  # math.exp's
 }
 
 
 def error(status: float) -> Exception:
-    """The exception for a negative status code from the C core (as an int, or as the double a
-    call that makes a node returns)."""
+    """The exception for a negative status code from the C core (an int, or the double that a
+    call making a node returns)."""
     status = int(status)
-    message = ffi.string(lib.mg_status_message(status)).decode()
-    return _EXCEPTION_TYPES.get(status, RuntimeError)(message)
+    kind, message = _ERRORS.get(status, (RuntimeError, f"unknown graph core status {status}"))
+    return kind(message)
 
 
 def check(status: int) -> int:

@@ -48,6 +48,20 @@ def settled():
     settle_arena()
 
 
+@pytest.fixture
+def empty_arena():
+    """An arena with no node at all, so the test's first node is node 0: the end of every
+    downward sweep (backward, trace, compaction), which a long-running process otherwise never
+    reaches.  A Value that outlives its test (a module-level Value, say) fails the fixture
+    rather than skipping the case: the suite must not keep Values alive."""
+    gc.collect()
+    assert lib.mg_collect() == 0
+    assert lib.mg_node_count() == 0, (
+        f"{lib.mg_node_count()} nodes ({lib.mg_handle_count()} handles) outlive their tests")
+    yield
+    settle_arena()
+
+
 def readme_example(Value, backward=True):
     """micrograd's README example, built with either engine's Value: its nodes by name."""
     a = Value(-4.0)

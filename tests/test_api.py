@@ -12,17 +12,24 @@ from micrograd_c._core import lib
 from micrograd_c.engine import Value
 
 from conftest import FORMS_WITH_CONSTANT
+from reference import RefValue
 
 
-def signature(v, memo=None):
-    """A canonical description of the graph under v: (op, data, sorted child signatures)."""
+def signature(v, memo=None, grads=False):
+    """A canonical description of the graph under v: (op, data, sorted child signatures), and
+    each node's grad too when `grads`."""
     memo = {} if memo is None else memo
     if id(v) not in memo:
-        data = float(v.data)
-        key = "nan" if math.isnan(data) else data
-        memo[id(v)] = (v._op, key, tuple(sorted((signature(c, memo) for c in v._prev), key=repr)))
+        key = [v._op, float_key(v.data)] + ([float_key(v.grad)] if grads else [])
+        children = (signature(c, memo, grads) for c in v._prev)
+        memo[id(v)] = (*key, tuple(sorted(children, key=repr)))
         memo[id(v), "keep"] = v  # the id must not be reused while the walk runs
     return memo[id(v)]
+
+
+def float_key(x):
+    x = float(x)
+    return "nan" if math.isnan(x) else x
 
 
 # -- construction ----------------------------------------------------------------------------
@@ -91,11 +98,40 @@ def test_data_written_after_forward_is_what_backward_uses_as_in_micrograd():
         c = a * b
         r = c.relu()
         a.data = 5.0  # micrograd's closures read .data when backward runs, not when built
-        c.data = -1.0  # relu's backward reads its output's data: now 0 -> no gradient
+        c.data = -1.0  # relu's backward reads its output's data (r, still 6.0), not its input's
         out = r + a * b
         out.backward()
         results.append((a.grad, b.grad, c.grad, out.data))
-    assert results[0] == results[1]
+    assert results == [(3.0 + 3.0, 5.0 + 5.0, 1.0, 6.0 + 15.0)] * 2
+
+
+# The output's local derivative when its data is `t` (set by hand after the forward pass):
+# micrograd's relu and the lecture's exp read the output's data when backward runs; tanh's
+# (1 - t**2) does too here (README, "Differences you can see").
+LOCAL_FROM_OUTPUT = {
+    "relu": lambda t: float(t > 0),
+    "tanh": lambda t: 1.0 - t * t,
+    "exp": lambda t: t,
+}
+
+
+@pytest.mark.parametrize("new_data", [-0.5, 0.0, 0.75, 2.0])
+@pytest.mark.parametrize("op", sorted(LOCAL_FROM_OUTPUT))
+def test_output_data_set_after_forward_is_what_backward_reads(op, new_data):
+    engines = [RefValue, Value] + ([MValue] if op == "relu" else [])
+    results = []
+    for V in engines:
+        x = V(0.3)
+        y = getattr(x, op)()
+        y.data = new_data
+        out = y * 2.0 + x  # x is reached through y and directly
+        out.backward()
+        results.append((float(x.grad), float(y.grad)))
+        if V is Value:  # backward(), and the lecture's one local step at a time, alike
+            x.grad = 0.0
+            y._backward()
+            assert x.grad == 2.0 * LOCAL_FROM_OUTPUT[op](new_data)
+    assert results == [(1.0 + 2.0 * LOCAL_FROM_OUTPUT[op](new_data), 2.0)] * len(engines)
 
 
 def test_label_kwarg_and_attribute():
@@ -374,6 +410,7 @@ def test_numbers_on_either_side_give_micrograds_data(k, form):
     assert signature(got) == signature(want)
     got.backward()
     want.backward()
+    assert signature(got, grads=True) == signature(want, grads=True)  # every node's grad
 
 
 # (v / k is v * k**-1: numpy computes the float32 reciprocal before any Value sees it.)

@@ -1,5 +1,6 @@
-"""Errors: the exception micrograd (or Python's float arithmetic) raises, and an intact arena
-afterwards."""
+"""Arithmetic errors (0.0 ** -1, overflow, a complex result, NaN and infinities, failures in
+backward): the exception micrograd (or Python's float arithmetic) raises, and an intact arena
+afterwards.  Input a Value cannot take at all (wrong types, huge ints) is test_bad_input.py's."""
 
 import gc
 import math
@@ -31,60 +32,6 @@ def bystanders():
     fresh = a * b + Value(1.0)
     fresh.backward()
     assert (fresh.data, a.grad, b.grad) == (-5.0, -3.0, 2.0)
-
-
-NOT_NUMBERS = ["a", None, [1.0], (1.0,), {1.0}, b"1.0", object(), 1 + 2j]
-
-
-@pytest.mark.parametrize("bad", NOT_NUMBERS, ids=repr)
-def test_value_of_a_non_number_is_a_type_error(bad, bystanders):
-    with pytest.raises(TypeError):
-        Value(bad)
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda v: v + "a",
-        lambda v: "a" + v,
-        lambda v: v * None,
-        lambda v: None * v,
-        lambda v: v - "a",
-        lambda v: "a" - v,
-        lambda v: v / [1.0],
-        lambda v: 2 ** v,  # micrograd has no __rpow__
-    ],
-    ids=["v+'a'", "'a'+v", "v*None", "None*v", "v-'a'", "'a'-v", "v/[1.0]", "2**v"],
-)
-def test_arithmetic_with_a_non_number_is_a_type_error_like_micrograd(make, bystanders):
-    with pytest.raises(TypeError):
-        make(MValue(1.0))
-    with pytest.raises(TypeError):
-        make(Value(1.0))
-
-
-def test_complex_constants_are_a_type_error(bystanders):
-    assert isinstance((MValue(1.0) * 2j).data, complex)  # micrograd goes complex
-    with pytest.raises(TypeError):
-        Value(1.0) * 2j
-    with pytest.raises(TypeError):
-        2j + Value(1.0)
-
-
-def test_data_and_grad_refuse_non_numbers(bystanders):
-    a, _, _ = bystanders
-    with pytest.raises(TypeError):
-        a.data = "3"
-    with pytest.raises(TypeError):
-        a.grad = None
-
-
-def test_value_exponent_is_an_assertion_error_like_micrograd(bystanders):
-    for V in (MValue, Value):
-        with pytest.raises(AssertionError, match="only supporting int/float powers"):
-            V(2) ** V(3)
-    with pytest.raises(AssertionError):
-        Value(2.0) ** "2"
 
 
 @pytest.mark.parametrize("exponent", [-1, -2, -0.5, -1.0])
@@ -171,20 +118,12 @@ def test_negative_to_a_fractional_power_is_a_clear_value_error(bystanders):
     assert (Value(-math.inf) ** 0.5).data == math.inf == (-math.inf) ** 0.5
 
 
-def test_an_int_too_big_for_a_float_is_an_overflow_error(bystanders):
-    with pytest.raises(OverflowError):
-        float(10**400)
-    with pytest.raises(OverflowError):
-        Value(10**400)
-    with pytest.raises(OverflowError):
-        Value(1.0) + 10**400
-    with pytest.raises(OverflowError):
-        MValue(1.0) + 10**400  # micrograd fails at the arithmetic instead
-
-
-def test_exp_overflow(bystanders):
-    with pytest.raises(OverflowError):
+def test_exp_overflow_is_math_exps_overflow_error(bystanders):
+    with pytest.raises(OverflowError, match="math range error"):
+        math.exp(1000.0)
+    with pytest.raises(OverflowError, match="math range error"):
         Value(1000.0).exp()
+    assert Value(709.0).exp().data == math.exp(709.0)
 
 
 @pytest.mark.parametrize(

@@ -185,7 +185,7 @@ def drawn_edges(dot: graphviz.Digraph) -> Counter[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda f: f.__name__)
-def test_trace_is_micrographs(example: Callable[[type], Any]) -> None:
+def test_trace_is_micrograds(example: Callable[[type], Any]) -> None:
     ref, out = build(example)
     ref_nodes, ref_edges = reference_trace(ref)
     nodes, edges = trace(out)

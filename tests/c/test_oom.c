@@ -130,6 +130,27 @@ static void workload(void) {
         EXPECT(mg_data(out[0]) == 3 * 2.0 * (2.0 + 2.0 * 2.0 + 2.0 * 0.5) + 2.0);
         mg_release(out[0]);
     }
+    /* A handle table full to its capacity (1024 slots, every one live): an op makes its nodes,
+     * then needs a new slot for their handle; when that fails it must take the nodes back. */
+    enum { FULL_TABLE = 1024 };
+    mg_handle many[FULL_TABLE];
+    int nmany = 0;
+    while (nmany < FULL_TABLE && mg_handle_count() < FULL_TABLE) {
+        mg_handle h = mg_leaf(0.5);
+        EXPECT_MADE_OR_NOMEM(h);
+        if (h < 0) break;
+        many[nmany++] = h;
+    }
+    if (mg_handle_count() == FULL_TABLE) {
+        int64_t nodes_before = mg_node_count();
+        mg_handle made = mg_add_const(x, 1.0); /* a leaf for 1.0 and the sum: two nodes */
+        EXPECT_MADE_OR_NOMEM(made);
+        if (made < 0)
+            EXPECT(mg_node_count() <= nodes_before); /* (it may have reclaimed garbage too) */
+        else
+            mg_release(made);
+    }
+    for (int k = 0; k < nmany; k++) mg_release(many[k]);
     EXPECT(mg_backward(y) == MG_OK); /* backward allocates nothing */
     EXPECT(mg_grad(y) == 1.0);
     /* forward allocates its schedule: it works or fails with nothing changed, and backward
