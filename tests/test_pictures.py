@@ -1,8 +1,11 @@
-"""The demo's picture: its fine decision-boundary mesh."""
+"""The README's pictures: the demo's fine decision-boundary mesh, and the files in docs/."""
 
 from __future__ import annotations
 
 import random
+import re
+import runpy
+from pathlib import Path
 
 import pytest
 
@@ -10,11 +13,15 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("sklearn", reason="the demo needs the 'demo' extra")
 pytest.importorskip("matplotlib", reason="the demo needs the 'demo' extra")
 
+import matplotlib.image  # noqa: E402
 from micrograd.nn import MLP as MicrogradMLP  # noqa: E402
 
 from micrograd_c.demo import load_data, mesh_scores, train  # noqa: E402
 from micrograd_c.engine import Value  # noqa: E402
 from micrograd_c.nn import MLP  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def points(count: int, seed: int) -> np.ndarray:
@@ -42,3 +49,35 @@ def test_mesh_scores_read_either_engines_mlp(mlp: type, sizes: list[int]) -> Non
         p.data = random.uniform(-2, 2)
     mesh = points(300, seed=2)
     assert mesh_scores(model, mesh).tolist() == [model(row).data for row in mesh.tolist()]
+
+
+def readme_pictures() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    return re.findall(r"!\[[^\]]*\]\((docs/[^)]+)\)", readme)
+
+
+def test_readme_shows_the_pictures_that_make_pictures_draws() -> None:
+    pictures = runpy.run_path(str(ROOT / "docs" / "make_pictures.py"))["PICTURES"]
+    assert sorted(readme_pictures()) == sorted(pictures) == [
+        "docs/digits.png", "docs/moons.png", "docs/neuron.svg"]
+    assert "python docs/make_pictures.py" in (ROOT / "README.md").read_text()
+    for picture, args in pictures.items():
+        assert picture in args  # each command writes its picture where the README shows it
+
+
+@pytest.mark.parametrize("name", ["moons.png", "digits.png"])
+def test_committed_pngs_are_figures(name: str) -> None:
+    path = ROOT / "docs" / name
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    image = matplotlib.image.imread(path)
+    height, width, _ = image.shape
+    assert 300 <= height < width <= 1600
+    assert image[..., :3].std() > 0.1  # a figure, not a blank canvas
+
+
+def test_committed_neuron_svg_is_the_lecture_neuron_after_backward() -> None:
+    svg = (ROOT / "docs" / "neuron.svg").read_text()
+    assert svg.startswith("<?xml") and "<svg" in svg
+    for label in ("x1", "x2", "w1", "w2", "b", "x1*w1", "x2*w2", "n", "o", "tanh"):
+        assert f">{label}</text>" in svg
+    assert ">grad &#45;1.5000</text>" in svg  # x1's gradient: drawn after backward()
