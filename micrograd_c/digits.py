@@ -114,8 +114,8 @@ def train(mlp: Callable[..., Any], data: Data, *, steps: int | None = None,
 
     Trains for `epochs` passes over the shuffled training set, or for `steps` minibatches when
     steps is given; the learning rate decays over that plan.  stop_after cuts the run short
-    after so many steps (to time its beginning).  `mlp` is one engine's MLP class (micrograd_c's or micrograd's): the images
-    go in as plain floats, which both engines take.
+    after so many steps (to time its beginning).  `mlp` is one engine's MLP class (micrograd_c's
+    or micrograd's): the images go in as plain floats, which both engines take.
     """
     random.seed(seed)
     model = mlp(64, [32, 10])
@@ -284,8 +284,8 @@ def main(argv: Sequence[Any] | None = None) -> int:
             return 1
 
     data = load_data(args.seed)
-    settings = dict(steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
-                    lr=args.lr, seed=args.seed)
+    settings: dict[str, Any] = dict(steps=args.steps, epochs=args.epochs,
+                                    batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     run = train(MLP, data, **settings)
     predictions = predict(run.model, data.X_test)
     accuracy = sum(p == t for p, t in zip(predictions, data.y_test)) / len(data.y_test)
