@@ -74,3 +74,65 @@ def test_mlp_four_points() -> None:
     train = runpy.run_path(str(EXAMPLES / "mlp_four_points.py"))["train"]
     _, reference = train(micrograd.nn.MLP)
     assert [f"{loss:.6f}" for loss in losses] == [f"{loss:.6f}" for loss in reference]
+
+
+# -- the notebooks ------------------------------------------------------------------------------
+
+NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
+
+
+def test_there_is_a_notebook() -> None:
+    assert [nb.name for nb in NOTEBOOKS] == ["lecture.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert code
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
+
+
+def execute(path: Path) -> list[dict]:
+    """Runs the notebook in a Jupyter kernel, as CI does, plus one cell that reports the
+    kernel's Python; returns the code cells with their outputs.  Fails on any cell's error."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def text_of(cell: dict) -> str:
+    return "".join(out["text"] for out in cell["outputs"] if out["output_type"] == "stream")
+
+
+def test_lecture_notebook_runs_and_shows_its_pictures() -> None:
+    pytest.importorskip("nbclient")
+    require_dot()
+    cells = execute(EXAMPLES / "lecture.ipynb")
+
+    # The kernel is this Python (the venv's), not some other Jupyter's.
+    assert text_of(cells[-1]).strip() == sys.executable
+    # Every cell that ends in draw_dot(...) shows the graph as an SVG picture.
+    drawing = [c for c in cells if c["source"].splitlines()[-1].startswith("draw_dot(")]
+    assert len(drawing) == 4
+    for cell in drawing:
+        svg = [out["data"]["image/svg+xml"] for out in cell["outputs"]
+               if "image/svg+xml" in out.get("data", {})]
+        assert len(svg) == 1 and "<svg" in svg[0] and ">grad " in svg[0]
+    text = "".join(map(text_of, cells))
+    # Backpropagation by hand: the lecture's gradients, and the finite difference agrees.
+    for line in ("dL/da = 6.0", "dL/db = -4.0", "dL/dc = -2.0", "dL/df = 4.0", "dL/dd = -2.0",
+                 "dL/da: 6.0 by backpropagation, 6.0000 by finite difference"):
+        assert line in text
+    assert "o = 0.7071; gradients [-1.5, 0.5, 1.0, 0.0, 0.5]" in text
+    # micrograd's demo numbers, and the boundary drawn as a picture.
+    assert "step   0  loss 0.8958  accuracy 50%" in text
+    assert "step  99  loss 0.0110  accuracy 100%" in text
+    assert any("image/png" in out.get("data", {}) for out in cells[-2]["outputs"])
