@@ -11,16 +11,18 @@ import gc
 import os
 import random
 import tracemalloc
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple
 
 import micrograd.engine
 import micrograd.nn
+import pytest
+from sklearn.datasets import make_moons
+
 import micrograd_c.engine
 import micrograd_c.nn
-import pytest
 from micrograd_c._core import lib
-from sklearn.datasets import make_moons
 
 
 class Engine(NamedTuple):
@@ -83,8 +85,9 @@ class Agreement:
     def __init__(self) -> None:
         self._seen: dict[str, dict[str, Fingerprint]] = {}
 
-    def check(self, case: str, engine: Engine, mine: Fingerprint,
-              compute: Callable[[Engine], Fingerprint]) -> None:
+    def check(
+        self, case: str, engine: Engine, mine: Fingerprint, compute: Callable[[Engine], Fingerprint]
+    ) -> None:
         seen = self._seen.setdefault(case, {})
         seen[engine.name] = mine
         other = OTHER[engine.name]
@@ -144,8 +147,10 @@ class WideGraph:
 
 def wide_numbers(products: int) -> tuple[list[float], list[float]]:
     rng = random.Random(products)
-    return ([rng.uniform(-1, 1) for _ in range(products)],
-            [rng.uniform(-1, 1) for _ in range(products)])
+    return (
+        [rng.uniform(-1, 1) for _ in range(products)],
+        [rng.uniform(-1, 1) for _ in range(products)],
+    )
 
 
 def wide_graph(engine: Engine, products: int) -> WideGraph:
@@ -163,8 +168,9 @@ def backward(graph: Any) -> Any:
 
 def wide_fingerprint(graph: WideGraph) -> Fingerprint:
     # Every path from the root to a leaf is + nodes then one *: grads are single products.
-    return Fingerprint(exact=(graph.root.data, tuple(v.grad for v in graph.a),
-                              tuple(v.grad for v in graph.b)))
+    return Fingerprint(
+        exact=(graph.root.data, tuple(v.grad for v in graph.a), tuple(v.grad for v in graph.b))
+    )
 
 
 # -- deep: a chain micrograd cannot backprop ---------------------------------------------------
@@ -277,8 +283,10 @@ class Moons:
 
     def fingerprint(self, total_loss: Any, acc: float) -> Fingerprint:
         params = self.model.parameters()
-        return Fingerprint(exact=(total_loss.data, acc),
-                           close=tuple(p.grad for p in params) + tuple(p.data for p in params))
+        return Fingerprint(
+            exact=(total_loss.data, acc),
+            close=tuple(p.grad for p in params) + tuple(p.data for p in params),
+        )
 
 
 # -- mlp_call: one model call, as the notebook's loop makes it -------------------------------

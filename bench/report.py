@@ -67,8 +67,10 @@ def per_unit(case: Case) -> float:
 
 
 def both(cases: list[Case], test: str, **params: Any) -> tuple[Case | None, Case | None]:
-    return (find(cases, test, engine="micrograd", **params),
-            find(cases, test, engine="micrograd_c", **params))
+    return (
+        find(cases, test, engine="micrograd", **params),
+        find(cases, test, engine="micrograd_c", **params),
+    )
 
 
 def size(key: str, *cases: Case | None) -> str:
@@ -108,13 +110,19 @@ def checked(*cases: Case | None) -> bool:
     return all(passed(case) for case in cases)
 
 
-def speedup_row(label: str, mg: Case | None, mgc: Case | None,
-                fmt: Callable[[float], str], at_least: float) -> Row:
+def speedup_row(
+    label: str, mg: Case | None, mgc: Case | None, fmt: Callable[[float], str], at_least: float
+) -> Row:
     """A row whose target is 'micrograd_c at least `at_least` times faster'."""
     ratio = per_unit(mg) / per_unit(mgc) if mg and mgc else None
-    return Row(label, show(mg, lambda c: fmt(per_unit(c))), show(mgc, lambda c: fmt(per_unit(c))),
-               times(ratio) if ratio else "-", f">= {at_least:g}x faster",
-               ratio >= at_least if ratio and checked(mg, mgc) else None)
+    return Row(
+        label,
+        show(mg, lambda c: fmt(per_unit(c))),
+        show(mgc, lambda c: fmt(per_unit(c))),
+        times(ratio) if ratio else "-",
+        f">= {at_least:g}x faster",
+        ratio >= at_least if ratio and checked(mg, mgc) else None,
+    )
 
 
 def op_rows(cases: list[Case]) -> list[Row]:
@@ -122,8 +130,10 @@ def op_rows(cases: list[Case]) -> list[Row]:
     for operand, what in (("value", "Values"), ("float", "floats")):
         for gc_mode in ("gc_on", "gc_off"):
             mg, mgc = both(cases, "test_op", operand=operand, gc_mode=gc_mode)
-            label = (f"op: {size('count', mg, mgc)} ops x = x*b + c, b and c {what}, "
-                     f"GC {gc_mode[3:]} (per op)")
+            label = (
+                f"op: {size('count', mg, mgc)} ops x = x*b + c, b and c {what}, "
+                f"GC {gc_mode[3:]} (per op)"
+            )
             rows.append(speedup_row(label, mg, mgc, ns, 3.5))
     return rows
 
@@ -179,19 +189,32 @@ def deep_rows(cases: list[Case]) -> list[Row]:
         result = case["extra_info"]["outcome"]
         return result if result != "ok" else ms(seconds(case))
 
-    rows = [Row(f"deep: backward() of a {size('depth', mg, mgc)}-deep chain", show(mg, outcome),
-                show(mgc, outcome), "-", "micrograd_c backprops it",
-                mgc["extra_info"]["outcome"] == "ok" if mgc and checked(mgc) else None)]
-    chains = sorted((c for c in cases if c["name"].startswith("test_deep_chain[")),
-                    key=lambda c: c["extra_info"]["depth"])
+    rows = [
+        Row(
+            f"deep: backward() of a {size('depth', mg, mgc)}-deep chain",
+            show(mg, outcome),
+            show(mgc, outcome),
+            "-",
+            "micrograd_c backprops it",
+            mgc["extra_info"]["outcome"] == "ok" if mgc and checked(mgc) else None,
+        )
+    ]
+    chains = sorted(
+        (c for c in cases if c["name"].startswith("test_deep_chain[")),
+        key=lambda c: c["extra_info"]["depth"],
+    )
     for case in chains:
         longest = case is chains[-1]
-        rows.append(Row(f"deep: backward() of a {size('depth', case)}-deep chain",
-                        "not tried (RecursionError)",
-                        show(case, lambda c: f"{ms(seconds(c))} ({ns(per_unit(c))}/node)"), "-",
-                        "a 10M-deep chain backprops" if longest else "-",
-                        checked(case) and case["extra_info"]["depth"] >= 10**7 if longest
-                        else None))
+        rows.append(
+            Row(
+                f"deep: backward() of a {size('depth', case)}-deep chain",
+                "not tried (RecursionError)",
+                show(case, lambda c: f"{ms(seconds(c))} ({ns(per_unit(c))}/node)"),
+                "-",
+                "a 10M-deep chain backprops" if longest else "-",
+                checked(case) and case["extra_info"]["depth"] >= 10**7 if longest else None,
+            )
+        )
     return rows
 
 
@@ -270,10 +293,12 @@ def machine_text(data: dict[str, Any]) -> str:
     commit = data.get("commit_info", {})
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
     load = "/".join(f"{x:.2f}" for x in info.get("load_average") or ()) or "?"
-    return (f"Machine: {info.get('cpu_model', '?')}, {info.get('cores', '?')} cores, "
-            f"{info.get('python', data['machine_info'].get('python_version', '?'))}; "
-            f"commit {commit.get('id', '?')[:10]}{dirty}; {data.get('datetime', '?')}; "
-            f"load average {load}; {info.get('sizes', '?')} sizes; fastest rounds")
+    return (
+        f"Machine: {info.get('cpu_model', '?')}, {info.get('cores', '?')} cores, "
+        f"{info.get('python', data['machine_info'].get('python_version', '?'))}; "
+        f"commit {commit.get('id', '?')[:10]}{dirty}; {data.get('datetime', '?')}; "
+        f"load average {load}; {info.get('sizes', '?')} sizes; fastest rounds"
+    )
 
 
 def summary(data: dict[str, Any], rows: list[Row]) -> dict[str, Any]:
@@ -283,15 +308,31 @@ def summary(data: dict[str, Any], rows: list[Row]) -> dict[str, Any]:
         "commit": data.get("commit_info", {}),
         "datetime": data.get("datetime"),
         "rows": [asdict(r) for r in rows],
-        "cases": [{"name": c["name"], "group": c["group"], "params": c.get("params"),
-                   "extra_info": c["extra_info"],
-                   "stats": {k: c["stats"][k] for k in keep}} for c in data["benchmarks"]],
+        "cases": [
+            {
+                "name": c["name"],
+                "group": c["group"],
+                "params": c.get("params"),
+                "extra_info": c["extra_info"],
+                "stats": {k: c["stats"][k] for k in keep},
+            }
+            for c in data["benchmarks"]
+        ],
     }
 
 
 def run_suite(raw: Path, quick: bool) -> int:
-    command = [sys.executable, "-m", "pytest", str(BENCH), "-q", "-p", "no:cacheprovider",
-               f"--benchmark-json={raw}", "--benchmark-columns=min,median,mean,rounds"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(BENCH),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--benchmark-json={raw}",
+        "--benchmark-columns=min,median,mean,rounds",
+    ]
     if quick:
         command.append("--bench-quick")
     return subprocess.run(command, cwd=ROOT).returncode
@@ -299,11 +340,18 @@ def run_suite(raw: Path, quick: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark-json", type=Path,
-                        help="report this pytest-benchmark JSON instead of running the suite")
+    parser.add_argument(
+        "--benchmark-json",
+        type=Path,
+        help="report this pytest-benchmark JSON instead of running the suite",
+    )
     parser.add_argument("--quick", action="store_true", help="run at small sizes (a smoke run)")
-    parser.add_argument("--out", type=Path, default=BENCH / "results.json",
-                        help="where the numbers go (default: bench/results.json)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=BENCH / "results.json",
+        help="where the numbers go (default: bench/results.json)",
+    )
     args = parser.parse_args(argv)
 
     status = 0

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from micrograd_c.viz import draw_dot, trace
+
 from neuron_manual_backprop import neuron  # the same neuron, labels and all (a sibling script)
 
 
@@ -24,8 +25,9 @@ def main(argv: list[str]) -> int:
     dot = draw_dot(o)  # a graphviz.Digraph; in a notebook it displays itself
     out.write_bytes(dot.pipe(format="svg"))
     nodes, edges = trace(o)
-    print(f"drew o = tanh(x1*w1 + x2*w2 + b) = {o.data:.4f}: "
-          f"{len(nodes)} values, {len(edges)} edges")
+    print(
+        f"drew o = tanh(x1*w1 + x2*w2 + b) = {o.data:.4f}: {len(nodes)} values, {len(edges)} edges"
+    )
     print(f"wrote {out}")
     return 0
 

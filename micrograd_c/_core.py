@@ -53,7 +53,8 @@ def get_text(handle: int, kind: int) -> str:
         buf = ffi.new("char[]", size)
         length = check(lib.mg_get_text(handle, kind, buf, size))
         if length <= size:
-            return ffi.unpack(buf, length).decode("utf-8", "surrogatepass")
+            text: str = ffi.unpack(buf, length).decode("utf-8", "surrogatepass")
+            return text
         size = length  # grew since we asked: ask again with room for all of it
 
 
