@@ -344,16 +344,33 @@ static void drop_handle(mg_handle handle) {
 
 /* ---------------------------------------------------------------- nodes ----------------- */
 
+/* The node arrays, read once into locals: a store through A.op (a byte, which may alias
+ * anything) would otherwise make the compiler reload every field of A after each node. */
+typedef struct {
+    double *data, *grad;
+    uint32_t *lhs, *rhs, *node_handle;
+    uint8_t *op;
+} Columns;
+
+static inline Columns columns(void) {
+    return (Columns){A.data, A.grad, A.lhs, A.rhs, A.node_handle, A.op};
+}
+
+/* Writes node i; the caller has reserved room. */
+static inline void put(Columns c, uint32_t i, uint8_t op, double data, uint32_t lhs, uint32_t rhs) {
+    c.data[i] = data;
+    c.grad[i] = 0.0;
+    c.op[i] = op;
+    c.lhs[i] = lhs;
+    c.rhs[i] = rhs;
+    c.node_handle[i] = NO_NODE;
+}
+
 /* Appends a node; the caller has reserved room. */
 static uint32_t push(uint8_t op, double data, uint32_t lhs, uint32_t rhs) {
     assert(A.len < A.cap);
     uint32_t i = A.len++;
-    A.data[i] = data;
-    A.grad[i] = 0.0;
-    A.op[i] = op;
-    A.lhs[i] = lhs;
-    A.rhs[i] = rhs;
-    A.node_handle[i] = NO_NODE;
+    put(columns(), i, op, data, lhs, rhs);
     return i;
 }
 
@@ -548,23 +565,6 @@ mg_handle mg_tanh(mg_handle a) { LOCKED(mg_handle, make_unary(MG_TANH, a, 0.0, 0
 mg_handle mg_exp(mg_handle a) { LOCKED(mg_handle, make_unary(MG_EXP, a, 0.0, 0.0)); }
 mg_handle mg_custom(double data, int32_t n, const mg_handle *parents) { LOCKED(mg_handle, make_custom(data, n, parents)); }
 
-/* The node arrays, read once into locals: a store through A.op (a byte, which may alias
- * anything) would otherwise make the compiler reload every field of A after each node. */
-typedef struct {
-    double *data, *grad;
-    uint32_t *lhs, *rhs, *node_handle;
-    uint8_t *op;
-} Columns;
-
-static inline void put(Columns c, uint32_t i, uint8_t op, double data, uint32_t lhs, uint32_t rhs) {
-    c.data[i] = data;
-    c.grad[i] = 0.0;
-    c.op[i] = op;
-    c.lhs[i] = lhs;
-    c.rhs[i] = rhs;
-    c.node_handle[i] = NO_NODE;
-}
-
 /* One neuron from node *next on: bias + w[0]*x[0] + w[1]*x[1] + ..., then ReLU; returns its
  * output node.  w holds nin weight nodes then the bias node; x[k] == NO_NODE means the number
  * constants[k], given its own leaf.  The running sum stays in a register: the same additions,
@@ -637,7 +637,7 @@ static int32_t make_mlp(int32_t nlayers, const int32_t *sizes, const int32_t *no
     }
     for (int32_t k = 0; k < sizes[0]; k++)
         x[k] = inputs[k] >= 0 ? node_of(inputs[k]) : NO_NODE;
-    Columns c = {A.data, A.grad, A.lhs, A.rhs, A.node_handle, A.op};
+    Columns c = columns();
     uint32_t first = A.len, next = A.len;
     for (int32_t l = 0; l < nlayers; l++) {
         int32_t nin = sizes[l];
