@@ -111,10 +111,10 @@ static bool grow_array(void **array, size_t count, size_t item_size) {
     return true;
 }
 
+/* CPU time in nanoseconds, for mg_reclaim_nanoseconds: clock() is the portable C clock
+ * (clock_gettime is POSIX: neither MSVC nor mingw's C library has it). */
 static int64_t now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+    return (int64_t)((double)clock() * (1e9 / CLOCKS_PER_SEC));
 }
 
 /* Resize every node array to new_cap slots (new_cap >= len).  On failure the arena is unchanged
