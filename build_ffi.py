@@ -79,7 +79,7 @@ def extra_compile_args(family: str) -> list[str]:
 # _M_FP_CONTRACT / _M_FP_FAST are MSVC's own macros for /fp:contract and /fp:fast (Visual
 # Studio 2022 and later), and older MSVC contracts under /fp:precise.  The preamble is compiled
 # with the same flags as csrc/graph.c, so what holds here holds there.
-PREAMBLE = r'''
+PREAMBLE = r"""
 #include "graph.h"
 #if defined(_M_FP_CONTRACT) || defined(_M_FP_FAST) || defined(__FAST_MATH__)
 #error "micrograd_c must be built without floating-point contraction or fast-math"
@@ -96,7 +96,7 @@ int32_t mg_gil_held(void) {
     PyGILState_Release(state);
     return state == PyGILState_LOCKED;
 }
-'''
+"""
 
 FAMILY = compiler_family()
 ffibuilder = FFI()

@@ -21,8 +21,11 @@ from mgbench import ENGINES, FULL, QUICK, Agreement, Engine, Sizes
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--bench-quick", action="store_true",
-                     help="micrograd_c benchmarks at small sizes (implied by --benchmark-disable)")
+    parser.addoption(
+        "--bench-quick",
+        action="store_true",
+        help="micrograd_c benchmarks at small sizes (implied by --benchmark-disable)",
+    )
 
 
 def sizes_for(config: pytest.Config) -> Sizes:

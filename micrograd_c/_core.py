@@ -17,16 +17,18 @@ __all__ = ["ffi", "lib", "error", "check", "get_text", "set_text"]
 _ERRORS: dict[int, tuple[type[Exception], str]] = {
     lib.MG_ERR_NOMEM: (MemoryError, "out of memory for the graph arena"),
     lib.MG_ERR_NODE_LIMIT: (
-        MemoryError, "the graph holds as many live nodes as it can (the node limit)"),
-    lib.MG_ERR_BAD_HANDLE: (
-        ValueError, "this Value's handle is not live (was it copied by hand?)"),
+        MemoryError,
+        "the graph holds as many live nodes as it can (the node limit)",
+    ),
+    lib.MG_ERR_BAD_HANDLE: (ValueError, "this Value's handle is not live (was it copied by hand?)"),
     lib.MG_ERR_BAD_ARGUMENT: (ValueError, "bad argument to the graph core"),
     lib.MG_ERR_ZERO_POWER: (ZeroDivisionError, "0.0 cannot be raised to a negative power"),
     lib.MG_ERR_POW_RANGE: (OverflowError, "(34, 'Numerical result out of range')"),  # float_pow's
     lib.MG_ERR_COMPLEX_POWER: (
         ValueError,
         "a negative number raised to a fractional power is complex, "
-        "and Value holds only real numbers"),
+        "and Value holds only real numbers",
+    ),
     lib.MG_ERR_EXP_RANGE: (OverflowError, "math range error"),  # math.exp's
 }
 
@@ -62,12 +64,15 @@ def set_text(handle: int, kind: int, text: str) -> None:
     if not isinstance(text, str):
         raise TypeError(f"expected a str, got {type(text).__name__}")
     if len(text) > _MAX_TEXT:  # (checked first too: encoding a huge text takes a while)
-        raise ValueError(f"a label (or op text) of {len(text)} characters is too long: "
-                         f"at most {_MAX_TEXT} bytes of UTF-8")
+        raise ValueError(
+            f"a label (or op text) of {len(text)} characters is too long: "
+            f"at most {_MAX_TEXT} bytes of UTF-8"
+        )
     raw = text.encode("utf-8", "surrogatepass")
     if len(raw) > _MAX_TEXT:
-        raise ValueError(f"a label (or op text) of {len(raw)} bytes of UTF-8 is too long: "
-                         f"at most {_MAX_TEXT}")
+        raise ValueError(
+            f"a label (or op text) of {len(raw)} bytes of UTF-8 is too long: at most {_MAX_TEXT}"
+        )
     check(lib.mg_set_text(handle, kind, raw, len(raw)))
 
 

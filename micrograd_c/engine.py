@@ -156,9 +156,7 @@ def _reclaim_stranded() -> None:
     _stranded[0] = False
     held = {id(v) for v in (ref() for ref in list(_held)) if v is not None}  # owned by _held
     owned = [
-        getattr(v, "_h", -1)
-        for v in gc.get_objects()
-        if isinstance(v, Value) and id(v) not in held
+        getattr(v, "_h", -1) for v in gc.get_objects() if isinstance(v, Value) and id(v) not in held
     ]
     owned += [handle for ref, handle in list(_held.items()) if ref() is not None]
     owned += _dead
@@ -518,6 +516,8 @@ def _elementwise(op: Callable[[Any, Any], Any], array: Any, value: Value) -> Any
     import numpy
 
     return op(array, numpy.asarray(value, dtype=object))
+
+
 _NO_CODE = compile("", "", "exec")
 
 

@@ -77,7 +77,9 @@ class Layer(Module):
 class MLP(Module):
     def __init__(self, nin: int, nouts: list[int]) -> None:
         sz = [nin] + nouts
-        self.layers = [Layer(sz[i], sz[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))]
+        self.layers = [
+            Layer(sz[i], sz[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))
+        ]
 
     def __call__(self, x: Iterable[Any]) -> Value | list[Value]:
         out = _call_in_c(self, x, _MLP)
@@ -114,15 +116,31 @@ class _Plan:
     `w` list, its `b` and `nonlin`.  (A Neuron's call has one layer, of no type.)  `calls` holds
     the classes whose __call__ the C call stands in for."""
 
-    __slots__ = ("kind", "level", "layers", "calls", "nin", "nout", "nlayers", "sizes",
-                 "nonlin", "params", "handles", "leaves", "zeros")
+    __slots__ = (
+        "kind",
+        "level",
+        "layers",
+        "calls",
+        "nin",
+        "nout",
+        "nlayers",
+        "sizes",
+        "nonlin",
+        "params",
+        "handles",
+        "leaves",
+        "zeros",
+    )
 
-    def __init__(self, module: Module, level: int, layers: list[Any],
-                 groups: list[list[Any]]) -> None:
+    def __init__(
+        self, module: Module, level: int, layers: list[Any], groups: list[list[Any]]
+    ) -> None:
         self.kind = type(module)
         self.level = level
-        self.layers = [(type(layer), [(type(n), list(n.w), n.b, n.nonlin) for n in group])
-                       for layer, group in zip(layers or [None], groups)]
+        self.layers = [
+            (type(layer), [(type(n), list(n.w), n.b, n.nonlin) for n in group])
+            for layer, group in zip(layers or [None], groups)
+        ]
         calls = {type(n): Neuron.__call__ for group in groups for n in group}
         if level == _MLP:
             calls.update((type(layer), Layer.__call__) for layer in layers)
@@ -143,8 +161,10 @@ class _Plan:
 def _reads_plainly(cls: type, level: int) -> bool:
     """Whether micrograd's code reads the attributes its call uses (`w`, `b`, `nonlin`;
     `neurons`; `layers`) from an instance's __dict__, so the plan records what it would read."""
-    return (cls.__getattribute__ is object.__getattribute__  # type: ignore[comparison-overlap]
-            and not any(hasattr(cls, name) for name in _ATTRIBUTES[level]))
+    return (
+        cls.__getattribute__ is object.__getattribute__  # type: ignore[comparison-overlap]
+        and not any(hasattr(cls, name) for name in _ATTRIBUTES[level])
+    )
 
 
 def _runs_own_call(cls: type, level: int) -> bool:
@@ -251,12 +271,14 @@ def _call_in_c(module: Module, x: Any, level: int) -> Value | list[Value] | None
             handles = [v._h if type(v) is Value else -1 for v in x]
             if -1 in handles:
                 return _call_mixed(plan, x, out)
-            status = _mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, handles,
-                             plan.zeros, out)
+            status = _mg_mlp(
+                plan.nlayers, plan.sizes, plan.nonlin, plan.handles, handles, plan.zeros, out
+            )
         else:
             try:  # numbers alone: cffi reads them as doubles
-                status = _mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles,
-                                 plan.leaves, x, out)
+                status = _mg_mlp(
+                    plan.nlayers, plan.sizes, plan.nonlin, plan.handles, plan.leaves, x, out
+                )
             except (TypeError, OverflowError):  # a Value, or a number only _to_float reads
                 return _call_mixed(plan, x, out)
         if status < 0:

@@ -57,7 +57,8 @@ def empty_arena():
     gc.collect()
     assert lib.mg_collect() == 0
     assert lib.mg_node_count() == 0, (
-        f"{lib.mg_node_count()} nodes ({lib.mg_handle_count()} handles) outlive their tests")
+        f"{lib.mg_node_count()} nodes ({lib.mg_handle_count()} handles) outlive their tests"
+    )
     yield
     settle_arena()
 

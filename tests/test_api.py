@@ -384,6 +384,8 @@ NUMBERS = {
     "np.int64": np.int64(3),
     "np.float32": np.float32(3.0),
 }
+
+
 def number_cases():
     cases = []
     for kname, k in NUMBERS.items():

@@ -64,7 +64,9 @@ def test_readme_grads_are_ones_micrograd_gives():
     # Same floats as micrograd, up to micrograd's own run-to-run freedom in summation order.
     assert (got["a"].grad, got["b"].grad) in micrograd_grads_in_every_order()
     for name in want:  # within a few ulps: this micrograd run summed in its own order
-        assert math.isclose(got[name].grad, want[name].grad, rel_tol=4 * sys.float_info.epsilon), name
+        assert math.isclose(got[name].grad, want[name].grad, rel_tol=4 * sys.float_info.epsilon), (
+            name
+        )
 
 
 def test_readme_grads_are_deterministic():

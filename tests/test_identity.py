@@ -51,8 +51,11 @@ def draw_dot(root):
     for n in nodes:
         uid = str(id(n))
         # for any value in the graph, create a rectangular ('record') node for it
-        dot.node(name=uid, label="{ %s | data %.4f | grad %.4f }" % (n.label, n.data, n.grad),
-                 shape="record")
+        dot.node(
+            name=uid,
+            label="{ %s | data %.4f | grad %.4f }" % (n.label, n.data, n.grad),
+            shape="record",
+        )
         if n._op:
             # if this value is a result of some operation, create an op node for it
             dot.node(name=uid + n._op, label=n._op)
