@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import micrograd_c  # noqa: E402
 from micrograd_c._core import lib  # noqa: E402
-from mgbench import ENGINES, FULL, Moons, count_nodes  # noqa: E402
+
+from mgbench import ENGINES, Moons, count_nodes  # noqa: E402
 
 HEADROOMS = [150, 200, 250, 300, 400, 1000]
 POINTS = [60, 75, 90, 100, 115, 130]

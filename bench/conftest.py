@@ -12,9 +12,11 @@ from __future__ import annotations
 import gc
 import os
 import platform
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 
 import pytest
+
 from micrograd_c._core import lib
 
 from mgbench import ENGINES, FULL, QUICK, Agreement, Engine, Sizes

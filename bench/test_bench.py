@@ -1,20 +1,23 @@
 """micrograd against micrograd_c, side by side in one run.
 
 Each case runs once per engine (the `engine` parameter, see conftest.py) in a pytest-benchmark
-group: op, backward, mlp_step, mlp_call, deep, memory.  Every round times one call on fresh inputs made by
-an untimed setup.  extra_info["count"] is what one call does ("per" says of what: ops, nodes,
-steps), so report.py can print ns per op or per node.  After timing, each case checks that the
-engines computed the same thing; that check is all a quick run (--benchmark-disable) asserts.
+group: op, backward, mlp_step, mlp_call, deep, memory.  Every round times one call on fresh
+inputs made by an untimed setup.  extra_info["count"] is what one call does ("per" says of what:
+ops, nodes, steps), so report.py can print ns per op or per node.  After timing, each case checks
+that the engines computed the same thing; that check is all a quick run (--benchmark-disable)
+asserts.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
+
+import pytest
 
 import micrograd_c.nn
-import pytest
 from micrograd_c._core import ffi, lib
 
 from mgbench import (
@@ -223,7 +226,8 @@ def test_mg_mlp(benchmark: Any, sizes: Sizes) -> None:
     lib.mg_release(out[0])
     # Per neuron of a layer of n inputs, on Values: n products, n sums, and a ReLU if nonlin.
     nodes = sum(
-        plan.sizes[l + 1] * (2 * plan.sizes[l] + bool(plan.nonlin[l])) for l in range(plan.nlayers)
+        plan.sizes[layer + 1] * (2 * plan.sizes[layer] + bool(plan.nonlin[layer]))
+        for layer in range(plan.nlayers)
     )
     benchmark.extra_info.update(
         count=nodes * len(handles), per="node", engine=engine.name, nodes_per_call=nodes

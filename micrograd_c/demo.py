@@ -18,8 +18,9 @@ import random
 import struct
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP
@@ -79,7 +80,7 @@ def svm_loss(model: Any, inputs: Sequence[Sequence[Any]], y: Sequence[int]) -> t
     data_loss = sum(losses) * (1.0 / len(losses))
     # L2 regularization
     alpha = 1e-4
-    reg_loss = alpha * sum((p * p for p in model.parameters()))
+    reg_loss = alpha * sum(p * p for p in model.parameters())
     total_loss = data_loss + reg_loss
     return total_loss, scores
 

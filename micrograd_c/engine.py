@@ -26,7 +26,8 @@ import signal
 import sys
 import threading
 import weakref
-from typing import Any, Callable, Iterable, Union
+from collections.abc import Iterable
+from typing import Any, Callable, Union
 
 from micrograd_c._core import check, error, ffi, get_text, lib, set_text
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import random
 import weakref
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from micrograd_c._core import error, ffi, lib
 from micrograd_c.engine import _OWN_ERRORS, Value, _adopt, _note_stranded, _to_float
@@ -189,10 +190,10 @@ def _plan(module: Module, level: int) -> _Plan | None:
             return None
         groups = [layer.neurons for layer in layers]
     width = None  # each neuron's weights: the previous layer's width (the first's, at first)
-    for l, group in enumerate(groups):
+    for index, group in enumerate(groups):
         if type(group) is not list or not group:
             return None
-        if l < len(groups) - 1 and len(group) < 2:  # micrograd hands on a Value, not a list
+        if index < len(groups) - 1 and len(group) < 2:  # micrograd hands on a Value, not a list
             return None
         nonlin = bool(group[0].nonlin)
         for n in group:

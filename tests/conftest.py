@@ -7,8 +7,8 @@ must have too, so most tests build the same program with both engines and compar
 import gc
 
 import pytest
-
 from micrograd.engine import Value as MValue
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value as CValue
 

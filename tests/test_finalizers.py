@@ -13,8 +13,8 @@ import sys
 import textwrap
 
 import pytest
-
 from micrograd.engine import Value as MValue
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 

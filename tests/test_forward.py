@@ -23,9 +23,9 @@ from typing import Any, Callable
 import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
-
 from micrograd.engine import Value as MValue
 from micrograd.nn import MLP as MMLP
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP
@@ -360,7 +360,7 @@ def svm_loss(model, inputs, y):
     scores = list(map(model, inputs))
     losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
     data_loss = sum(losses) * (1.0 / len(losses))
-    reg_loss = 1e-4 * sum((p * p for p in model.parameters()))
+    reg_loss = 1e-4 * sum(p * p for p in model.parameters())
     return data_loss + reg_loss
 
 

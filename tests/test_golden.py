@@ -5,8 +5,8 @@ import random
 import sys
 
 import pytest
-
 from micrograd.engine import Value as MValue
+
 from micrograd_c.engine import Value as CValue
 
 from conftest import readme_example
@@ -22,20 +22,20 @@ def micrograd_grads_in_every_order(tries=300):
     """
     results = set()
     rng = random.Random(1234)
+
+    def visit(node, seen, topo):
+        seen.add(node)
+        children = list(node._prev)
+        rng.shuffle(children)
+        for child in children:
+            if child not in seen:
+                visit(child, seen, topo)
+        topo.append(node)
+
     for _ in range(tries):
         v = readme_example(MValue, backward=False)
         topo, seen = [], set()
-
-        def visit(node):
-            seen.add(node)
-            children = list(node._prev)
-            rng.shuffle(children)
-            for child in children:
-                if child not in seen:
-                    visit(child)
-            topo.append(node)
-
-        visit(v["g"])
+        visit(v["g"], seen, topo)
         v["g"].grad = 1
         for node in reversed(topo):
             node._backward()

@@ -16,12 +16,13 @@ import threading
 import weakref
 
 import pytest
-
 from micrograd.engine import Value as MValue
 from micrograd.nn import MLP as MMLP
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP
+
 from conftest import readme_example
 
 graphviz = pytest.importorskip("graphviz")
@@ -53,7 +54,8 @@ def draw_dot(root):
         # for any value in the graph, create a rectangular ('record') node for it
         dot.node(
             name=uid,
-            label="{ %s | data %.4f | grad %.4f }" % (n.label, n.data, n.grad),
+            # (UP031: the lecture's own %-format, copied as the lecture writes it.)
+            label="{ %s | data %.4f | grad %.4f }" % (n.label, n.data, n.grad),  # noqa: UP031
             shape="record",
         )
         if n._op:

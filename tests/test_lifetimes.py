@@ -24,8 +24,8 @@ from typing import Any, Callable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from micrograd.engine import Value as MValue
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP

@@ -366,15 +366,15 @@ def test_a_plain_neurons_list_changed_in_place_is_honoured() -> None:
     for build in (lambda nn: nn.Layer(2, 3), lambda nn: nn.MLP(2, [3, 2])):
         ours, theirs = twins(build, seed=5)
         x = [0.4, -0.9]
-        for (nn, V), model in zip(ENGINES, (ours, theirs)):
+        for (nn, _), model in zip(ENGINES, (ours, theirs)):
             layer = model if isinstance(model, nn.Layer) else model.layers[0]
             layer.neurons = list(layer.neurons)
         assert_same_call(ours, theirs, x, x)
-        for (nn, V), model in zip(ENGINES, (ours, theirs)):
+        for (nn, _), model in zip(ENGINES, (ours, theirs)):
             layer = model if isinstance(model, nn.Layer) else model.layers[0]
             layer.neurons.reverse()  # no Module attribute changes: only the list knows
         assert_same_call(ours, theirs, x, x)
-        for (nn, V), model in zip(ENGINES, (ours, theirs)):
+        for (nn, _), model in zip(ENGINES, (ours, theirs)):
             layer = model if isinstance(model, nn.Layer) else model.layers[0]
             del layer.neurons[0]
         assert_same_call(ours, theirs, x, x)
