@@ -6,6 +6,8 @@ exception that Python's own float arithmetic (or micrograd) would raise, in this
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from micrograd_c._graph import ffi, lib
 
 __all__ = ["ffi", "lib", "error", "check", "get_text", "set_text"]
@@ -41,14 +43,18 @@ def error(status: float) -> Exception:
     return kind(message)
 
 
-def check(status: int) -> int:
+# A status (an int), or a handle: the double a call making a node returns.
+_Status = TypeVar("_Status", int, float)
+
+
+def check(status: _Status) -> _Status:
     """Returns `status` unchanged, or raises the exception it stands for."""
     if status < 0:
         raise error(status)
     return status
 
 
-def get_text(handle: int, kind: int) -> str:
+def get_text(handle: float, kind: int) -> str:
     """A node's label or hand-written op text ('' when it has none)."""
     size = 64
     while True:
@@ -60,7 +66,7 @@ def get_text(handle: int, kind: int) -> str:
         size = length  # grew since we asked: ask again with room for all of it
 
 
-def set_text(handle: int, kind: int, text: str) -> None:
+def set_text(handle: float, kind: int, text: str) -> None:
     if not isinstance(text, str):
         raise TypeError(f"expected a str, got {type(text).__name__}")
     if len(text) > _MAX_TEXT:  # (checked first too: encoding a huge text takes a while)

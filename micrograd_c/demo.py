@@ -71,7 +71,9 @@ def loss(
     return total_loss, accuracy(scores, y)
 
 
-def svm_loss(model: Any, inputs: Sequence[Sequence[Any]], y: Sequence[int]) -> tuple[Any, list]:
+def svm_loss(
+    model: Any, inputs: Sequence[Sequence[Any]], y: Sequence[int]
+) -> tuple[Any, list[Any]]:
     """The notebook's loss over input Values: the total loss and the model's scores."""
     # forward the model to get scores
     scores = list(map(model, inputs))
@@ -87,7 +89,7 @@ def svm_loss(model: Any, inputs: Sequence[Sequence[Any]], y: Sequence[int]) -> t
 
 def accuracy(scores: Sequence[Any], y: Sequence[int]) -> float:
     """The share of points on the right side of the boundary (the notebook's accuracy)."""
-    right = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
+    right: list[bool] = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
     return sum(right) / len(right)
 
 

@@ -267,7 +267,8 @@ def _import_micrograd() -> type | None:
         from micrograd.nn import MLP as MicrogradMLP
     except ImportError:
         return None
-    return MicrogradMLP
+    mlp: type = MicrogradMLP  # (micrograd ships no type information)
+    return mlp
 
 
 def _positive(text: str) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import weakref
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Callable, Final, Literal, overload
 
 from micrograd_c._core import error, ffi, lib
 from micrograd_c.engine import _OWN_ERRORS, Value, _adopt, _note_stranded, _to_float
@@ -85,9 +85,11 @@ class MLP(Module):
     def __call__(self, x: Iterable[Any]) -> Value | list[Value]:
         out = _call_in_c(self, x, _MLP)
         if out is None:
+            # (After a one-neuron layer x is a Value, which the next layer refuses with
+            # micrograd's TypeError; MLP(nin, []) gives back its input.  Hence the ignores.)
             for layer in self.layers:
-                x = layer(x)
-            return x
+                x = layer(x)  # type: ignore[assignment]
+            return x  # type: ignore[return-value]
         return out
 
     def parameters(self) -> list[Value]:
@@ -100,7 +102,9 @@ class MLP(Module):
 # -- one C call per model call ------------------------------------------------------------------
 
 # Which call runs: a Neuron's, a Layer's or an MLP's.
-_NEURON, _LAYER, _MLP = 0, 1, 2
+_NEURON: Final = 0
+_LAYER: Final = 1
+_MLP: Final = 2
 _CALLS = (Neuron.__call__, Layer.__call__, MLP.__call__)
 # The attributes micrograd's __call__ of each reads.  A class that defines any of them itself
 # (a property, say) may read them otherwise: its models run micrograd's loop.
@@ -142,7 +146,9 @@ class _Plan:
             (type(layer), [(type(n), list(n.w), n.b, n.nonlin) for n in group])
             for layer, group in zip(layers or [None], groups)
         ]
-        calls = {type(n): Neuron.__call__ for group in groups for n in group}
+        calls: dict[type, Callable[..., Any]] = {
+            type(n): Neuron.__call__ for group in groups for n in group
+        }
         if level == _MLP:
             calls.update((type(layer), Layer.__call__) for layer in layers)
         self.calls = list(calls.items())
@@ -178,6 +184,9 @@ def _plan(module: Module, level: int) -> _Plan | None:
     """A plan for calling module in C, or None where micrograd's loop must run."""
     if not _reads_plainly(type(module), level):
         return None
+    # The layers and their neurons: whatever objects the model holds now, checked below.
+    layers: list[Any]
+    groups: list[list[Any]]
     if level == _NEURON:
         layers, groups = [], [[module]]
     elif level == _LAYER:
@@ -243,6 +252,10 @@ def _fits(plan: _Plan, module: Module) -> bool:
 _plans: dict[int, _Plan | None] = {}
 
 
+@overload
+def _call_in_c(module: Module, x: Any, level: Literal[0]) -> Value | None: ...
+@overload
+def _call_in_c(module: Module, x: Any, level: int) -> Value | list[Value] | None: ...
 def _call_in_c(module: Module, x: Any, level: int) -> Value | list[Value] | None:
     """The call's output made by one mg_mlp call (a Value, or a list of them as a Layer
     gives), or None where micrograd's loop must run."""
@@ -256,8 +269,8 @@ def _call_in_c(module: Module, x: Any, level: int) -> Value | list[Value] | None
         if key not in _plans:
             weakref.finalize(module, _plans.pop, key, None).atexit = False
         plan = _plans[key] = _plan(module, level)
-        if plan is None:
-            return None
+    if plan is None:  # (only a plan made just now can be None: one that fits is not)
+        return None
     nin = plan.nin
     if type(x) is not list and type(x) is not tuple:
         if iter(x) is x:  # an iterator: micrograd's first neuron would consume it, so must we
@@ -308,9 +321,10 @@ def _call_mixed(plan: _Plan, x: Sequence[Any], out: Any) -> Value | list[Value] 
     return list(map(_adopt, out))
 
 
-def _inputs(x: Sequence[Any], nin: int) -> tuple[list[int], list[float]] | None:
+def _inputs(x: Sequence[Any], nin: int) -> tuple[list[float], list[float]] | None:
     """mg_mlp's inputs and constants for the first nin of x, or None if one is a Value
     subclass (its own operators may differ, so micrograd's loop must run)."""
+    handles: list[float]
     handles, constants = [-1] * nin, [0.0] * nin
     for k in range(nin):
         xk = x[k]
