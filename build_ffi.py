@@ -72,14 +72,14 @@ def extra_compile_args(family: str) -> list[str]:
 # this preamble keep the GIL instead.  mg_gil_held() lets the tests verify it.
 #
 # The preamble is compiled under cffi's Py_LIMITED_API (the module is tagged abi3: one build
-# serves every later CPython 3), so it may call only the limited API.  PyGILState_Check() is not in it;
-# PyGILState_Ensure() is (stable ABI since 3.2), is safe whether or not the thread holds the
-# GIL, and answers the same question: PyGILState_LOCKED means the GIL was already held.
+# serves every later CPython 3), so it may call only the limited API.  PyGILState_Check() is not
+# in it; PyGILState_Ensure() is (stable ABI since 3.2), is safe whether or not the thread holds
+# the GIL, and answers the same question: PyGILState_LOCKED means the GIL was already held.
 # The #errors stop a build in which the compiler would fuse a*b + c (see COMPILE_ARGS):
 # _M_FP_CONTRACT / _M_FP_FAST are MSVC's own macros for /fp:contract and /fp:fast (Visual
 # Studio 2022 and later), and older MSVC contracts under /fp:precise.  The preamble is compiled
 # with the same flags as csrc/graph.c, so what holds here holds there.
-PREAMBLE = r'''
+PREAMBLE = r"""
 #include "graph.h"
 #if defined(_M_FP_CONTRACT) || defined(_M_FP_FAST) || defined(__FAST_MATH__)
 #error "micrograd_c must be built without floating-point contraction or fast-math"
@@ -96,7 +96,7 @@ int32_t mg_gil_held(void) {
     PyGILState_Release(state);
     return state == PyGILState_LOCKED;
 }
-'''
+"""
 
 FAMILY = compiler_family()
 ffibuilder = FFI()

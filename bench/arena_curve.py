@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import micrograd_c  # noqa: E402
 from micrograd_c._core import lib  # noqa: E402
-from mgbench import ENGINES, FULL, Moons, count_nodes  # noqa: E402
+
+from mgbench import ENGINES, Moons, count_nodes  # noqa: E402
 
 HEADROOMS = [150, 200, 250, 300, 400, 1000]
 POINTS = [60, 75, 90, 100, 115, 130]
@@ -72,15 +73,21 @@ def run(moons: Moons, headroom: int, warmup: int, steps: int, out: Samples) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--headrooms", type=int, nargs="+", default=HEADROOMS)
-    parser.add_argument("--points", type=int, nargs="+", default=POINTS,
-                        help="moons sizes: each is its own workload (its own phase)")
+    parser.add_argument(
+        "--points",
+        type=int,
+        nargs="+",
+        default=POINTS,
+        help="moons sizes: each is its own workload (its own phase)",
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args()
 
     results: dict[int, list[tuple[float, float, float, float, float]]] = {
-        h: [] for h in args.headrooms}
+        h: [] for h in args.headrooms
+    }
     print(f"moons steps, GC on, {args.rounds} rounds x {args.steps} steps per headroom and size\n")
     print("| points | peak live | " + " | ".join(f"{h}%" for h in args.headrooms) + " |")
     print("|---|---|" + "---|" * len(args.headrooms))
@@ -99,24 +106,37 @@ def main() -> None:
             steps = len(s.step_seconds)
             step = statistics.median(s.step_seconds)
             reclaim = s.reclaim_seconds / steps
-            results[headroom].append((s.capacity / peak_live, s.arena_bytes / peak_live,
-                                      sum(s.compactions) / steps, reclaim / step, s.resizes))
+            results[headroom].append(
+                (
+                    s.capacity / peak_live,
+                    s.arena_bytes / peak_live,
+                    sum(s.compactions) / steps,
+                    reclaim / step,
+                    s.resizes,
+                )
+            )
             cells.append(f"{s.capacity / peak_live:.2f}x, {reclaim / step:.1%}")
         print(f"| {points} | {peak_live:,} | " + " | ".join(cells) + " |")
     lib.mg_set_headroom(250)
 
-    print("\n(each cell: capacity / peak live, and compacting + resizing as a share of the "
-          "step's median CPU time)\n")
-    print("| headroom | capacity / peak live: mean, most | arena bytes / peak-live node: mean, "
-          "most | compactions / step | compacting + resizing, share of step: mean, most "
-          "| resizes once warm |")
+    print(
+        "\n(each cell: capacity / peak live, and compacting + resizing as a share of the "
+        "step's median CPU time)\n"
+    )
+    print(
+        "| headroom | capacity / peak live: mean, most | arena bytes / peak-live node: mean, "
+        "most | compactions / step | compacting + resizing, share of step: mean, most "
+        "| resizes once warm |"
+    )
     print("|---|---|---|---|---|---|")
     for headroom, rows in results.items():
         caps, nbytes, comp, share, resizes = zip(*rows)
-        print(f"| {headroom}% | {statistics.mean(caps):.2f}x, {max(caps):.2f}x "
-              f"| {statistics.mean(nbytes):.0f} B, {max(nbytes):.0f} B "
-              f"| {statistics.mean(comp):.2f} | {statistics.mean(share):.1%}, {max(share):.1%} "
-              f"| {sum(resizes)} |")
+        print(
+            f"| {headroom}% | {statistics.mean(caps):.2f}x, {max(caps):.2f}x "
+            f"| {statistics.mean(nbytes):.0f} B, {max(nbytes):.0f} B "
+            f"| {statistics.mean(comp):.2f} | {statistics.mean(share):.1%}, {max(share):.1%} "
+            f"| {sum(resizes)} |"
+        )
 
 
 if __name__ == "__main__":

@@ -12,17 +12,22 @@ from __future__ import annotations
 import gc
 import os
 import platform
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 
 import pytest
+
 from micrograd_c._core import lib
 
 from mgbench import ENGINES, FULL, QUICK, Agreement, Engine, Sizes
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--bench-quick", action="store_true",
-                     help="micrograd_c benchmarks at small sizes (implied by --benchmark-disable)")
+    parser.addoption(
+        "--bench-quick",
+        action="store_true",
+        help="micrograd_c benchmarks at small sizes (implied by --benchmark-disable)",
+    )
 
 
 def sizes_for(config: pytest.Config) -> Sizes:

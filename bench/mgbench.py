@@ -67,10 +67,24 @@ class Sizes:
     memory_steps: tuple[int, int]  # memory: warm-up and sampled steps of the bytes-per-node run
 
 
-FULL = Sizes(ops=100_000, products=2**18, moons=100, deep=(1_000_000, 10_000_000),
-             recursion_depth=5_000, train_steps=1_000, memory_steps=(50, 200))
-QUICK = Sizes(ops=2_000, products=2**8, moons=10, deep=(10_000, 100_000),
-              recursion_depth=5_000, train_steps=20, memory_steps=(5, 10))
+FULL = Sizes(
+    ops=100_000,
+    products=2**18,
+    moons=100,
+    deep=(1_000_000, 10_000_000),
+    recursion_depth=5_000,
+    train_steps=1_000,
+    memory_steps=(50, 200),
+)
+QUICK = Sizes(
+    ops=2_000,
+    products=2**8,
+    moons=10,
+    deep=(10_000, 100_000),
+    recursion_depth=5_000,
+    train_steps=20,
+    memory_steps=(5, 10),
+)
 
 
 class Agreement:
@@ -344,10 +358,15 @@ def arena() -> dict[str, int]:
     """micrograd_c's arena: node slots in use (live or not yet reclaimed), allocated, handles,
     the bytes it holds (node slots, handles, texts), and its compactions, resizes and time
     spent on both so far."""
-    return {"nodes": lib.mg_node_count(), "capacity": lib.mg_capacity(),
-            "handles": lib.mg_handle_count(), "arena_bytes": lib.mg_arena_bytes(),
-            "compactions": lib.mg_compactions(), "resizes": lib.mg_arena_resizes(),
-            "reclaim_ns": lib.mg_reclaim_nanoseconds()}
+    return {
+        "nodes": lib.mg_node_count(),
+        "capacity": lib.mg_capacity(),
+        "handles": lib.mg_handle_count(),
+        "arena_bytes": lib.mg_arena_bytes(),
+        "compactions": lib.mg_compactions(),
+        "resizes": lib.mg_arena_resizes(),
+        "reclaim_ns": lib.mg_reclaim_nanoseconds(),
+    }
 
 
 def training_memory(moons: Moons, warmup: int, steps: int) -> dict[str, Any]:
@@ -367,12 +386,16 @@ def training_memory(moons: Moons, warmup: int, steps: int) -> dict[str, Any]:
         most_capacity = max(most_capacity, lib.mg_capacity())
     end = arena()
     compactions = end["compactions"] - start["compactions"]
-    return {"peak_live": peak_live, "arena_bytes": most_bytes, "capacity": most_capacity,
-            "arena_bytes_per_node": most_bytes / peak_live,
-            "capacity_per_node": most_capacity / peak_live,
-            "compactions_per_step": compactions / steps,
-            "resizes": end["resizes"] - start["resizes"],
-            "reclaim_ms_per_step": (end["reclaim_ns"] - start["reclaim_ns"]) / steps / 1e6}
+    return {
+        "peak_live": peak_live,
+        "arena_bytes": most_bytes,
+        "capacity": most_capacity,
+        "arena_bytes_per_node": most_bytes / peak_live,
+        "capacity_per_node": most_capacity / peak_live,
+        "compactions_per_step": compactions / steps,
+        "resizes": end["resizes"] - start["resizes"],
+        "reclaim_ms_per_step": (end["reclaim_ns"] - start["reclaim_ns"]) / steps / 1e6,
+    }
 
 
 def rss_bytes() -> int | None:

@@ -149,13 +149,22 @@ def backward_row(cases: list[Case]) -> Row:
 
 def mlp_rows(cases: list[Case]) -> list[Row]:
     rows = []
-    for inputs, gc_mode, at_least in (("notebook", "gc_on", 1000), ("notebook", "gc_off", 40),
-                                      ("floats", "gc_on", 400), ("floats", "gc_off", 40)):
+    for inputs, gc_mode, at_least in (
+        ("notebook", "gc_on", 1000),
+        ("notebook", "gc_off", 40),
+        ("floats", "gc_on", 400),
+        ("floats", "gc_off", 40),
+    ):
         mg, mgc = both(cases, "test_mlp_step", inputs=inputs, gc_mode=gc_mode)
-        what = ("micrograd's demo.ipynb loop verbatim (numpy inputs and labels)"
-                if inputs == "notebook" else "the same loop on Python floats")
-        label = (f"mlp_step: moons training step, {size('points', mg, mgc)} points, {what}, "
-                 f"GC {gc_mode[3:]}")
+        what = (
+            "micrograd's demo.ipynb loop verbatim (numpy inputs and labels)"
+            if inputs == "notebook"
+            else "the same loop on Python floats"
+        )
+        label = (
+            f"mlp_step: moons training step, {size('points', mg, mgc)} points, {what}, "
+            f"GC {gc_mode[3:]}"
+        )
         rows.append(speedup_row(label, mg, mgc, ms, at_least))
     return rows
 
@@ -164,22 +173,33 @@ def replay_row(cases: list[Case]) -> Row:
     """The training step re-run with forward(), against micrograd's notebook step (GC on)."""
     mg = find(cases, "test_mlp_step", engine="micrograd", gc_mode="gc_on")
     mgc = find(cases, "test_mlp_replay")
-    label = (f"mlp_replay: the same step, graph built once and re-run with forward(), "
-             f"{size('points', mg, mgc)} points (micrograd: its step, GC on)")
+    label = (
+        f"mlp_replay: the same step, graph built once and re-run with forward(), "
+        f"{size('points', mg, mgc)} points (micrograd: its step, GC on)"
+    )
     return speedup_row(label, mg, mgc, ms, 4000)
 
 
 def mlp_call_rows(cases: list[Case]) -> list[Row]:
     mg, mgc = both(cases, "test_mlp_call")
-    row = speedup_row("mlp_call: one MLP(2, [16, 16, 1]) call on Values, GC on (per call)",
-                      mg, mgc, ns, 1)
+    row = speedup_row(
+        "mlp_call: one MLP(2, [16, 16, 1]) call on Values, GC on (per call)", mg, mgc, ns, 1
+    )
     row.target = "<= 4 us per call"
     row.met = per_unit(mgc) <= 4e-6 if mgc and checked(mgc) else None
     c_part = find(cases, "test_mg_mlp")
     nodes = c_part["extra_info"]["nodes_per_call"] if c_part else "?"
-    return [row, Row(f"mlp_call: its C part alone, mg_mlp making {nodes} nodes (per node)",
-                     "-", show(c_part, lambda c: ns(per_unit(c))), "-", "<= 4 ns per node",
-                     per_unit(c_part) <= 4e-9 if c_part and checked(c_part) else None)]
+    return [
+        row,
+        Row(
+            f"mlp_call: its C part alone, mg_mlp making {nodes} nodes (per node)",
+            "-",
+            show(c_part, lambda c: ns(per_unit(c))),
+            "-",
+            "<= 4 ns per node",
+            per_unit(c_part) <= 4e-9 if c_part and checked(c_part) else None,
+        ),
+    ]
 
 
 def deep_rows(cases: list[Case]) -> list[Row]:
@@ -223,29 +243,43 @@ def memory_rows(cases: list[Case]) -> list[Row]:
 
     def micrograd_c_bytes(case: Case) -> str:
         info = case["extra_info"]
-        return (f"{info['bytes_per_node']:.0f} B ({info['arena_bytes_per_node']:.0f} arena, "
-                f"capacity {info['capacity_per_node']:.2f}x the peak; "
-                f"+ {info['python_bytes_per_node']:.2f} Python)")
+        return (
+            f"{info['bytes_per_node']:.0f} B ({info['arena_bytes_per_node']:.0f} arena, "
+            f"capacity {info['capacity_per_node']:.2f}x the peak; "
+            f"+ {info['python_bytes_per_node']:.2f} Python)"
+        )
 
     def compactions(case: Case) -> str:
         info = case["extra_info"]
-        return (f"{info['compactions_per_step']:.2f} a step, "
-                f"{ms(info['reclaim_ms_per_step'] / 1e3)} a step compacting and resizing; "
-                f"{info['resizes']} resizes")
+        return (
+            f"{info['compactions_per_step']:.2f} a step, "
+            f"{ms(info['reclaim_ms_per_step'] / 1e3)} a step compacting and resizing; "
+            f"{info['resizes']} resizes"
+        )
 
     judged = mgc is not None and checked(mgc)
     info = mgc["extra_info"] if mgc else {}
-    rows = [Row(f"memory: bytes per live node, moons training loop "
-                f"({size('nodes', mg, mgc)} nodes alive at the peak)",
-                show(mg, lambda c: f"{c['extra_info']['bytes_per_node']:.0f} B"),
-                show(mgc, micrograd_c_bytes),
-                times(mg["extra_info"]["bytes_per_node"] / mgc["extra_info"]["bytes_per_node"])
-                if mg and mgc else "-",
-                "<= 90 B per peak-live node in the arena (~3x its slots)",
-                info["arena_bytes_per_node"] <= 90 if judged else None),
-            Row("memory: arena compactions per training step", "-", show(mgc, compactions), "-",
-                "no storm: <= 2 a step, no resize once warm",
-                info["compactions_per_step"] <= 2 and info["resizes"] == 0 if judged else None)]
+    rows = [
+        Row(
+            f"memory: bytes per live node, moons training loop "
+            f"({size('nodes', mg, mgc)} nodes alive at the peak)",
+            show(mg, lambda c: f"{c['extra_info']['bytes_per_node']:.0f} B"),
+            show(mgc, micrograd_c_bytes),
+            times(mg["extra_info"]["bytes_per_node"] / mgc["extra_info"]["bytes_per_node"])
+            if mg and mgc
+            else "-",
+            "<= 90 B per peak-live node in the arena (~3x its slots)",
+            info["arena_bytes_per_node"] <= 90 if judged else None,
+        ),
+        Row(
+            "memory: arena compactions per training step",
+            "-",
+            show(mgc, compactions),
+            "-",
+            "no storm: <= 2 a step, no resize once warm",
+            info["compactions_per_step"] <= 2 and info["resizes"] == 0 if judged else None,
+        ),
+    ]
 
     flat = find(cases, "test_memory_flat")
     text, met = "not run", None
@@ -256,24 +290,48 @@ def memory_rows(cases: list[Case]) -> list[Row]:
         # process grows by under 1 MiB (page-level noise of the allocators).
         arena_bytes = max(s["arena_bytes"] for s in samples)
         rss = None if first["rss"] is None else max(s["rss"] for s in samples)
-        met = (checked(flat) and arena_bytes == first["arena_bytes"]
-               and (rss is None or rss - first["rss"] < 2**20))
-        rss_text = ("" if rss is None else
-                    f", RSS {first['rss'] / 2**20:,.1f} MiB, at most {rss / 2**20:,.1f}")
-        text = show(flat, lambda c: f"arena {first['arena_bytes'] / 2**20:,.2f} MiB "
-                                    f"({first['capacity']:,} slots), at most "
-                                    f"{arena_bytes / 2**20:,.2f}{rss_text} "
-                                    f"(steps {first['step']:,} to {last['step']:,})")
-    rows.append(Row(f"memory: {size('count', flat)} training steps", "not tried (~20 min)",
-                    text, "-", "flat", met))
+        met = (
+            checked(flat)
+            and arena_bytes == first["arena_bytes"]
+            and (rss is None or rss - first["rss"] < 2**20)
+        )
+        rss_text = (
+            ""
+            if rss is None
+            else f", RSS {first['rss'] / 2**20:,.1f} MiB, at most {rss / 2**20:,.1f}"
+        )
+        text = show(
+            flat,
+            lambda c: (
+                f"arena {first['arena_bytes'] / 2**20:,.2f} MiB "
+                f"({first['capacity']:,} slots), at most "
+                f"{arena_bytes / 2**20:,.2f}{rss_text} "
+                f"(steps {first['step']:,} to {last['step']:,})"
+            ),
+        )
+    rows.append(
+        Row(
+            f"memory: {size('count', flat)} training steps",
+            "not tried (~20 min)",
+            text,
+            "-",
+            "flat",
+            met,
+        )
+    )
     return rows
 
 
 def rows_of(cases: list[Case]) -> list[Row]:
-    return [*mlp_rows(cases), replay_row(cases), *mlp_call_rows(cases), *op_rows(cases),
-            backward_row(cases),
-            *deep_rows(cases),
-            *memory_rows(cases)]
+    return [
+        *mlp_rows(cases),
+        replay_row(cases),
+        *mlp_call_rows(cases),
+        *op_rows(cases),
+        backward_row(cases),
+        *deep_rows(cases),
+        *memory_rows(cases),
+    ]
 
 
 # -- output ------------------------------------------------------------------------------------

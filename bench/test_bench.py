@@ -1,20 +1,23 @@
 """micrograd against micrograd_c, side by side in one run.
 
 Each case runs once per engine (the `engine` parameter, see conftest.py) in a pytest-benchmark
-group: op, backward, mlp_step, mlp_call, deep, memory.  Every round times one call on fresh inputs made by
-an untimed setup.  extra_info["count"] is what one call does ("per" says of what: ops, nodes,
-steps), so report.py can print ns per op or per node.  After timing, each case checks that the
-engines computed the same thing; that check is all a quick run (--benchmark-disable) asserts.
+group: op, backward, mlp_step, mlp_call, deep, memory.  Every round times one call on fresh
+inputs made by an untimed setup.  extra_info["count"] is what one call does ("per" says of what:
+ops, nodes, steps), so report.py can print ns per op or per node.  After timing, each case checks
+that the engines computed the same thing; that check is all a quick run (--benchmark-disable)
+asserts.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
+
+import pytest
 
 import micrograd_c.nn
-import pytest
 from micrograd_c._core import ffi, lib
 
 from mgbench import (
@@ -78,8 +81,9 @@ def collect_garbage(*_: Any) -> None:
 @pytest.mark.benchmark(group="op")
 @pytest.mark.parametrize("gc_mode", ["gc_on", "gc_off"])
 @pytest.mark.parametrize("operand", ["value", "float"])
-def test_op(benchmark: Any, engine: Engine, operand: str, gc_mode: str, sizes: Sizes,
-            agreement: Agreement) -> None:
+def test_op(
+    benchmark: Any, engine: Engine, operand: str, gc_mode: str, sizes: Sizes, agreement: Agreement
+) -> None:
     """Building x = x*b + c with Python operators: b and c Values, or floats (then each operator
     makes a leaf for its constant, as micrograd's Value(other) does)."""
     steps = sizes.ops // 2
@@ -89,11 +93,16 @@ def test_op(benchmark: Any, engine: Engine, operand: str, gc_mode: str, sizes: S
             multiply_add,
             setup=lambda: (chain_operands(engine, operand) + (steps,), {}),
             teardown=collect_garbage if gc_mode == "gc_off" else None,
-            rounds=ROUNDS["op"][engine.name], warmup_rounds=1)
+            rounds=ROUNDS["op"][engine.name],
+            warmup_rounds=1,
+        )
     assert x.data == multiply_add(X0, B, C, steps)  # the same float operations in plain Python
-    agreement.check(f"op-{operand}", engine, op_fingerprint(x),
-                    lambda other: op_fingerprint(multiply_add(*chain_operands(other, operand),
-                                                              steps)))
+    agreement.check(
+        f"op-{operand}",
+        engine,
+        op_fingerprint(x),
+        lambda other: op_fingerprint(multiply_add(*chain_operands(other, operand), steps)),
+    )
 
 
 @pytest.mark.benchmark(group="backward")
@@ -101,18 +110,27 @@ def test_backward(benchmark: Any, engine: Engine, sizes: Sizes, agreement: Agree
     """One backward() over a fresh ~1M-node graph: sum(a[i]*b[i]) as a balanced tree, which
     micrograd's recursive topological sort can handle (depth ~20)."""
     benchmark.extra_info.update(count=4 * sizes.products - 1, per="node")
-    graph = benchmark.pedantic(backward, setup=lambda: ((wide_graph(engine, sizes.products),), {}),
-                               rounds=ROUNDS["backward"][engine.name], warmup_rounds=1)
+    graph = benchmark.pedantic(
+        backward,
+        setup=lambda: ((wide_graph(engine, sizes.products),), {}),
+        rounds=ROUNDS["backward"][engine.name],
+        warmup_rounds=1,
+    )
     assert [v.grad for v in graph.a] == [v.data for v in graph.b]  # d(a*b)/da = b, exactly
-    agreement.check("backward", engine, wide_fingerprint(graph),
-                    lambda other: wide_fingerprint(backward(wide_graph(other, sizes.products))))
+    agreement.check(
+        "backward",
+        engine,
+        wide_fingerprint(graph),
+        lambda other: wide_fingerprint(backward(wide_graph(other, sizes.products))),
+    )
 
 
 @pytest.mark.benchmark(group="mlp_step")
 @pytest.mark.parametrize("gc_mode", ["gc_on", "gc_off"])
 @pytest.mark.parametrize("inputs", ["notebook", "floats"])
-def test_mlp_step(benchmark: Any, engine: Engine, gc_mode: str, inputs: str, sizes: Sizes,
-                  agreement: Agreement) -> None:
+def test_mlp_step(
+    benchmark: Any, engine: Engine, gc_mode: str, inputs: str, sizes: Sizes, agreement: Agreement
+) -> None:
     """The moons demo's training step: forward and loss over every point, zero_grad, backward,
     SGD.  Every round is step 0 from the seeded weights, on the same model object."""
     moons = Moons(engine, sizes.moons, inputs)
@@ -124,8 +142,12 @@ def test_mlp_step(benchmark: Any, engine: Engine, gc_mode: str, inputs: str, siz
 
     with python_gc(gc_mode):
         total_loss, acc = benchmark.pedantic(
-            moons.step, setup=setup, teardown=collect_garbage if gc_mode == "gc_off" else None,
-            rounds=ROUNDS["mlp_step"][engine.name], warmup_rounds=1)
+            moons.step,
+            setup=setup,
+            teardown=collect_garbage if gc_mode == "gc_off" else None,
+            rounds=ROUNDS["mlp_step"][engine.name],
+            warmup_rounds=1,
+        )
 
     def other_step(other: Engine) -> Fingerprint:
         other_moons = Moons(other, sizes.moons, inputs)
@@ -148,9 +170,9 @@ def test_mlp_replay(benchmark: Any, sizes: Sizes, agreement: Agreement) -> None:
         moons.reset()
         return (), {}
 
-    total_loss, acc = benchmark.pedantic(moons.replay_step, setup=setup,
-                                         rounds=ROUNDS["mlp_replay"][engine.name],
-                                         warmup_rounds=1)
+    total_loss, acc = benchmark.pedantic(
+        moons.replay_step, setup=setup, rounds=ROUNDS["mlp_replay"][engine.name], warmup_rounds=1
+    )
     moons.reset()  # the rebuild loop's step 0 gives the very same bits
     rebuilt = Moons(engine, sizes.moons)
     assert moons.fingerprint(*moons.replay_step()) == rebuilt.fingerprint(*rebuilt.step())
@@ -168,10 +190,13 @@ def test_mlp_call(benchmark: Any, engine: Engine, sizes: Sizes, agreement: Agree
     Values, GC on (report.py gives the time per call)."""
     calls = MlpCalls(engine, sizes.moons)
     benchmark.extra_info.update(count=sizes.moons, per="call")
-    scores = benchmark.pedantic(calls.run, rounds=ROUNDS["mlp_call"][engine.name],
-                                warmup_rounds=1)
-    agreement.check("mlp_call", engine, calls.fingerprint(scores),
-                    lambda other: mlp_call_fingerprint(MlpCalls(other, sizes.moons)))
+    scores = benchmark.pedantic(calls.run, rounds=ROUNDS["mlp_call"][engine.name], warmup_rounds=1)
+    agreement.check(
+        "mlp_call",
+        engine,
+        calls.fingerprint(scores),
+        lambda other: mlp_call_fingerprint(MlpCalls(other, sizes.moons)),
+    )
 
 
 def mlp_call_fingerprint(calls: MlpCalls) -> Fingerprint:
@@ -193,18 +218,20 @@ def test_mg_mlp(benchmark: Any, sizes: Sizes) -> None:
 
     def run() -> None:
         for inputs in handles:
-            lib.mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, inputs, constants,
-                       out)
+            lib.mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, inputs, constants, out)
             lib.mg_release(out[0])
 
     lib.mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, handles[0], constants, out)
     assert lib.mg_data(out[0]) == scores[0].data
     lib.mg_release(out[0])
     # Per neuron of a layer of n inputs, on Values: n products, n sums, and a ReLU if nonlin.
-    nodes = sum(plan.sizes[l + 1] * (2 * plan.sizes[l] + bool(plan.nonlin[l]))
-                for l in range(plan.nlayers))
-    benchmark.extra_info.update(count=nodes * len(handles), per="node", engine=engine.name,
-                                nodes_per_call=nodes)
+    nodes = sum(
+        plan.sizes[layer + 1] * (2 * plan.sizes[layer] + bool(plan.nonlin[layer]))
+        for layer in range(plan.nlayers)
+    )
+    benchmark.extra_info.update(
+        count=nodes * len(handles), per="node", engine=engine.name, nodes_per_call=nodes
+    )
     benchmark.pedantic(run, rounds=ROUNDS["mlp_call"][engine.name], warmup_rounds=1)
 
 
@@ -213,9 +240,11 @@ def test_deep_recursion_limit(benchmark: Any, engine: Engine, sizes: Sizes) -> N
     """A chain of a few thousand nodes: past micrograd's recursion limit, easy for micrograd_c."""
     depth = sizes.recursion_depth
     benchmark.extra_info.update(count=depth + 2, per="node", depth=depth)
-    outcome, chain = benchmark.pedantic(backward_outcome,
-                                        setup=lambda: ((chain_of_adds(engine, depth),), {}),
-                                        rounds=ROUNDS["deep"][engine.name])
+    outcome, chain = benchmark.pedantic(
+        backward_outcome,
+        setup=lambda: ((chain_of_adds(engine, depth),), {}),
+        rounds=ROUNDS["deep"][engine.name],
+    )
     benchmark.extra_info["outcome"] = outcome
     assert outcome == {"micrograd": "RecursionError", "micrograd_c": "ok"}[engine.name]
     if outcome == "ok":
@@ -228,14 +257,16 @@ def test_deep_chain(benchmark: Any, depth: int) -> None:
     engine = ENGINES["micrograd_c"]
     benchmark.extra_info.update(count=depth + 2, per="node", depth=depth, engine=engine.name)
     rounds = ROUNDS["deep"][engine.name] if depth < 10**7 else 1  # 10M: seconds to build
-    chain: Chain = benchmark.pedantic(backward, setup=lambda: ((chain_of_adds(engine, depth),), {}),
-                                      rounds=rounds)
+    chain: Chain = benchmark.pedantic(
+        backward, setup=lambda: ((chain_of_adds(engine, depth),), {}), rounds=rounds
+    )
     assert chain_answers(chain) == (depth, 1.0, depth)
 
 
 @pytest.mark.benchmark(group="memory")
-def test_memory_moons_graph(benchmark: Any, engine: Engine, sizes: Sizes,
-                            agreement: Agreement) -> None:
+def test_memory_moons_graph(
+    benchmark: Any, engine: Engine, sizes: Sizes, agreement: Agreement
+) -> None:
     """Bytes per node of the moons training loop (the figure), then one graph's build time.
     micrograd: the Python heap one step's graph holds, per node.  micrograd_c: the most the
     arena holds in the loop's steady state, per node alive at the peak (one step's graph),
@@ -244,16 +275,26 @@ def test_memory_moons_graph(benchmark: Any, engine: Engine, sizes: Sizes,
     moons.loss()  # a micrograd_c model packs its parameters' handles on its first call, once
     (total_loss, acc), python_bytes = traced(moons.loss)
     nodes = count_nodes(total_loss)
-    info: dict[str, Any] = {"nodes": nodes, "python_bytes": python_bytes,
-                            "bytes_per_node": python_bytes / nodes}
-    agreement.check("memory-moons", engine, Fingerprint(exact=(nodes, total_loss.data, acc)),
-                    lambda other: graph_fingerprint(Moons(other, sizes.moons)))
+    info: dict[str, Any] = {
+        "nodes": nodes,
+        "python_bytes": python_bytes,
+        "bytes_per_node": python_bytes / nodes,
+    }
+    agreement.check(
+        "memory-moons",
+        engine,
+        Fingerprint(exact=(nodes, total_loss.data, acc)),
+        lambda other: graph_fingerprint(Moons(other, sizes.moons)),
+    )
     del total_loss
     if engine.name == "micrograd_c":
         loop = training_memory(Moons(engine, sizes.moons), *sizes.memory_steps)
         assert loop["peak_live"] == nodes
-        info.update(loop, python_bytes_per_node=python_bytes / nodes,
-                    bytes_per_node=loop["arena_bytes_per_node"] + python_bytes / nodes)
+        info.update(
+            loop,
+            python_bytes_per_node=python_bytes / nodes,
+            bytes_per_node=loop["arena_bytes_per_node"] + python_bytes / nodes,
+        )
     benchmark.extra_info.update(count=1, per="graph", **info)
     benchmark.pedantic(moons.loss, rounds=ROUNDS["memory"][engine.name], warmup_rounds=1)
 
@@ -286,5 +327,6 @@ def test_memory_flat(benchmark: Any, sizes: Sizes) -> None:
     handles = {s["handles"] for s in samples}
     assert len(handles) == 1, f"Values leak handles: {sorted(handles)}"
     warm = samples[1:]
-    assert len({(s["capacity"], s["arena_bytes"], s["resizes"]) for s in warm}) == 1, \
+    assert len({(s["capacity"], s["arena_bytes"], s["resizes"]) for s in warm}) == 1, (
         f"the arena changed size in steady state: {warm}"
+    )

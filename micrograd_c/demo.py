@@ -18,20 +18,31 @@ import random
 import struct
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP
 
-__all__ = ["Run", "load_data", "loss", "svm_loss", "train", "train_replay", "mesh_scores", "plot",
-           "summary", "main"]
+__all__ = [
+    "Run",
+    "load_data",
+    "loss",
+    "svm_loss",
+    "train",
+    "train_replay",
+    "mesh_scores",
+    "plot",
+    "summary",
+    "main",
+]
 
 MESH_STEP = 0.02  # the decision boundary's mesh: 2 pixels of the PNG (micrograd's: 0.25)
 TARGET_ACCURACY = 0.95  # the notebook's model separates the moons; we check that it still does
 MICROGRAD_MISSING = (
     "--compare trains pure-Python micrograd too, but it is not installed.\n"
-    "Install it with:  pip install micrograd==0.1.0   (or: pip install \"micrograd_c[test]\")"
+    'Install it with:  pip install micrograd==0.1.0   (or: pip install "micrograd_c[test]")'
 )
 
 
@@ -48,8 +59,9 @@ def load_data(seed: int = 1337, n_samples: int = 100) -> tuple[list[list[float]]
     return X.tolist(), y.tolist()
 
 
-def loss(model: Any, X: Sequence[Sequence[float]], y: Sequence[int],
-         value: type = Value) -> tuple[Any, float]:
+def loss(
+    model: Any, X: Sequence[Sequence[float]], y: Sequence[int], value: type = Value
+) -> tuple[Any, float]:
     """The notebook's loss: SVM max-margin loss plus L2 regularization, and the accuracy.
 
     `value` is the Value class of the model's engine (micrograd_c's or micrograd's).
@@ -59,7 +71,9 @@ def loss(model: Any, X: Sequence[Sequence[float]], y: Sequence[int],
     return total_loss, accuracy(scores, y)
 
 
-def svm_loss(model: Any, inputs: Sequence[Sequence[Any]], y: Sequence[int]) -> tuple[Any, list]:
+def svm_loss(
+    model: Any, inputs: Sequence[Sequence[Any]], y: Sequence[int]
+) -> tuple[Any, list[Any]]:
     """The notebook's loss over input Values: the total loss and the model's scores."""
     # forward the model to get scores
     scores = list(map(model, inputs))
@@ -68,14 +82,14 @@ def svm_loss(model: Any, inputs: Sequence[Sequence[Any]], y: Sequence[int]) -> t
     data_loss = sum(losses) * (1.0 / len(losses))
     # L2 regularization
     alpha = 1e-4
-    reg_loss = alpha * sum((p * p for p in model.parameters()))
+    reg_loss = alpha * sum(p * p for p in model.parameters())
     total_loss = data_loss + reg_loss
     return total_loss, scores
 
 
 def accuracy(scores: Sequence[Any], y: Sequence[int]) -> float:
     """The share of points on the right side of the boundary (the notebook's accuracy)."""
-    right = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
+    right: list[bool] = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
     return sum(right) / len(right)
 
 
@@ -95,9 +109,17 @@ class Run:
         return 1000.0 * self.seconds / max(len(self.losses), 1)
 
 
-def train(value: type, mlp: Callable[..., Any], X: Sequence[Sequence[float]], y: Sequence[int],
-          *, steps: int = 100, seed: int = 1337, name: str = "micrograd_c",
-          progress: bool = True) -> Run:
+def train(
+    value: type,
+    mlp: Callable[..., Any],
+    X: Sequence[Sequence[float]],
+    y: Sequence[int],
+    *,
+    steps: int = 100,
+    seed: int = 1337,
+    name: str = "micrograd_c",
+    progress: bool = True,
+) -> Run:
     """Seeds `random`, builds mlp(2, [16, 16, 1]) and runs the notebook's SGD loop on it.
 
     `value` and `mlp` are one engine's classes (micrograd_c.engine.Value and micrograd_c.nn.MLP,
@@ -129,9 +151,15 @@ def train(value: type, mlp: Callable[..., Any], X: Sequence[Sequence[float]], y:
     return run
 
 
-def train_replay(X: Sequence[Sequence[float]], y: Sequence[int], *, steps: int = 100,
-                 seed: int = 1337, name: str = "micrograd_c --replay",
-                 progress: bool = True) -> Run:
+def train_replay(
+    X: Sequence[Sequence[float]],
+    y: Sequence[int],
+    *,
+    steps: int = 100,
+    seed: int = 1337,
+    name: str = "micrograd_c --replay",
+    progress: bool = True,
+) -> Run:
     """train()'s run on micrograd_c, with the graph built once and re-run each step.
 
     The loss graph's shape does not depend on the data (ReLU is a node either way), so instead
@@ -196,13 +224,18 @@ def mesh_scores(model: Any, points: Any) -> Any:
         weights = np.array([[w.data for w in n.w] for n in layer.neurons])  # (nout, nin)
         out = np.repeat([[n.b.data] for n in layer.neurons], act.shape[1], axis=1)
         for i in range(weights.shape[1]):
-            out += weights[:, i:i + 1] * act[i]  # the sum's next term, w*x, for every point
+            out += weights[:, i : i + 1] * act[i]  # the sum's next term, w*x, for every point
         act = np.where(out < 0, 0.0, out) if layer.neurons[0].nonlin else out
     return act[0]
 
 
-def plot(run: Run, X: Sequence[Sequence[float]], y: Sequence[int], path: str | os.PathLike[str],
-         h: float = MESH_STEP) -> None:
+def plot(
+    run: Run,
+    X: Sequence[Sequence[float]],
+    y: Sequence[int],
+    path: str | os.PathLike[str],
+    h: float = MESH_STEP,
+) -> None:
     """Writes a PNG: the model's decision boundary over the data (the notebook's figure) beside
     the loss curve.
 
@@ -242,9 +275,11 @@ def summary(run: Run) -> str:
     whether the accuracy target is reached, wall time and ms/step."""
     acc = run.accuracies[-1]
     verdict = "reached" if acc >= TARGET_ACCURACY else "NOT reached"
-    return (f"{run.name}: {len(run.losses)} steps, final loss {run.losses[-1]:.6f}, "
-            f"training accuracy {acc:.1%} (target {TARGET_ACCURACY:.0%}: {verdict}), "
-            f"{run.seconds:.3f} s wall, {run.ms_per_step:.2f} ms/step")
+    return (
+        f"{run.name}: {len(run.losses)} steps, final loss {run.losses[-1]:.6f}, "
+        f"training accuracy {acc:.1%} (target {TARGET_ACCURACY:.0%}: {verdict}), "
+        f"{run.seconds:.3f} s wall, {run.ms_per_step:.2f} ms/step"
+    )
 
 
 def _import_micrograd() -> tuple[type, type] | None:
@@ -260,20 +295,34 @@ def parse_args(argv: Sequence[Any] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m micrograd_c.demo",
         description="Train micrograd's moons demo (MLP(2, [16, 16, 1]), SVM loss, SGD) on "
-                    "micrograd_c and plot the decision boundary.")
+        "micrograd_c and plot the decision boundary.",
+    )
     parser.add_argument("--steps", type=int, default=100, help="SGD steps (default 100)")
-    parser.add_argument("--seed", type=int, default=1337,
-                        help="seed of the data (make_moons) and of the weights (random.seed); "
-                             "default 1337")
-    parser.add_argument("--plot", default="moons.png", metavar="PATH",
-                        help="where to write the PNG (default: moons.png in the current directory)")
-    parser.add_argument("--replay", action="store_true",
-                        help="also train by building the loss graph once and re-running it "
-                             "each step (Value.forward()); print both loops' ms per step and "
-                             "check their losses are bit-identical")
-    parser.add_argument("--compare", action="store_true",
-                        help="also train pure-Python micrograd (same seed, same loop) and "
-                             "print both wall times and the speed-up")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1337,
+        help="seed of the data (make_moons) and of the weights (random.seed); default 1337",
+    )
+    parser.add_argument(
+        "--plot",
+        default="moons.png",
+        metavar="PATH",
+        help="where to write the PNG (default: moons.png in the current directory)",
+    )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="also train by building the loss graph once and re-running it "
+        "each step (Value.forward()); print both loops' ms per step and "
+        "check their losses are bit-identical",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also train pure-Python micrograd (same seed, same loop) and "
+        "print both wall times and the speed-up",
+    )
     args = parser.parse_args(None if argv is None else [str(a) for a in argv])
     if args.steps < 1:
         parser.error("--steps must be at least 1")
@@ -304,12 +353,15 @@ def main(argv: Sequence[Any] | None = None) -> int:
     if args.replay:
         replayed = train_replay(X, y, steps=args.steps, seed=args.seed)
         print(summary(replayed))
-        same = [struct.pack("<d", a) for a in run.losses] == \
-               [struct.pack("<d", b) for b in replayed.losses]
-        print(f"replay: {run.ms_per_step:.3f} ms/step rebuilding the graph, "
-              f"{replayed.ms_per_step:.3f} ms/step re-running it with forward() "
-              f"({run.seconds / replayed.seconds:.1f}x); "
-              f"losses bit-identical step for step: {'yes' if same else 'NO'}")
+        same = [struct.pack("<d", a) for a in run.losses] == [
+            struct.pack("<d", b) for b in replayed.losses
+        ]
+        print(
+            f"replay: {run.ms_per_step:.3f} ms/step rebuilding the graph, "
+            f"{replayed.ms_per_step:.3f} ms/step re-running it with forward() "
+            f"({run.seconds / replayed.seconds:.1f}x); "
+            f"losses bit-identical step for step: {'yes' if same else 'NO'}"
+        )
         status = 0 if same else 1
 
     if reference is not None:
@@ -318,9 +370,11 @@ def main(argv: Sequence[Any] | None = None) -> int:
         slow = train(*reference, X, y, steps=args.steps, seed=args.seed, name="micrograd")
         print(summary(slow))
         worst = max(abs(a - b) / abs(b) for a, b in zip(run.losses, slow.losses))
-        print(f"speed-up: {slow.seconds / run.seconds:.1f}x "
-              f"(micrograd_c {run.seconds:.3f} s, micrograd {slow.seconds:.3f} s); "
-              f"largest relative loss difference {worst:.1e}")
+        print(
+            f"speed-up: {slow.seconds / run.seconds:.1f}x "
+            f"(micrograd_c {run.seconds:.3f} s, micrograd {slow.seconds:.3f} s); "
+            f"largest relative loss difference {worst:.1e}"
+        )
     return status
 
 

@@ -18,13 +18,24 @@ import os
 import random
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from micrograd_c.nn import MLP
 
-__all__ = ["Data", "Run", "load_data", "hinge_loss", "batch_loss", "predict", "train", "plot",
-           "summary", "main"]
+__all__ = [
+    "Data",
+    "Run",
+    "load_data",
+    "hinge_loss",
+    "batch_loss",
+    "predict",
+    "train",
+    "plot",
+    "summary",
+    "main",
+]
 
 TARGET_ACCURACY = 0.95
 # Tuned on this data: seeds 1 to 5 reach 96.1% to 97.5% held out.  Pixels go from 0..16 to
@@ -37,7 +48,7 @@ ALPHA = 1e-3  # weight of the L2 regularization
 MICROGRAD_RECURSION_LIMIT = 10_000  # for --compare: see main()
 MICROGRAD_MISSING = (
     "--compare trains pure-Python micrograd too, but it is not installed.\n"
-    "Install it with:  pip install micrograd==0.1.0   (or: pip install \"micrograd_c[test]\")"
+    'Install it with:  pip install micrograd==0.1.0   (or: pip install "micrograd_c[test]")'
 )
 
 
@@ -62,8 +73,12 @@ def load_data(seed: int = 1) -> Data:
 
     digits = load_digits()
     X_train, X_test, y_train, y_test = train_test_split(
-        digits.data * PIXEL_SCALE, digits.target, test_size=0.2, random_state=seed,
-        stratify=digits.target)
+        digits.data * PIXEL_SCALE,
+        digits.target,
+        test_size=0.2,
+        random_state=seed,
+        stratify=digits.target,
+    )
     return Data(X_train.tolist(), y_train.tolist(), X_test.tolist(), y_test.tolist())
 
 
@@ -74,8 +89,9 @@ def hinge_loss(scores: Sequence[Any], label: int) -> Any:
     return sum((1 + s - right).relu() for j, s in enumerate(scores) if j != label)
 
 
-def batch_loss(model: Any, X: Sequence[Sequence[float]], y: Sequence[int],
-               alpha: float = ALPHA) -> Any:
+def batch_loss(
+    model: Any, X: Sequence[Sequence[float]], y: Sequence[int], alpha: float = ALPHA
+) -> Any:
     """The minibatch's mean hinge loss plus alpha times the sum of the squared parameters."""
     data_loss = sum(hinge_loss(model(x), label) for x, label in zip(X, y)) * (1.0 / len(y))
     reg_loss = alpha * sum(p * p for p in model.parameters())
@@ -106,10 +122,19 @@ class Run:
         return 1000.0 * self.seconds / max(len(self.losses), 1)
 
 
-def train(mlp: Callable[..., Any], data: Data, *, steps: int | None = None,
-          epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, lr: float = LEARNING_RATE,
-          seed: int = 1, stop_after: int | None = None, name: str = "micrograd_c",
-          progress: bool = True) -> Run:
+def train(
+    mlp: Callable[..., Any],
+    data: Data,
+    *,
+    steps: int | None = None,
+    epochs: int = EPOCHS,
+    batch_size: int = BATCH_SIZE,
+    lr: float = LEARNING_RATE,
+    seed: int = 1,
+    stop_after: int | None = None,
+    name: str = "micrograd_c",
+    progress: bool = True,
+) -> Run:
     """Seeds `random`, builds mlp(64, [32, 10]) and runs minibatch SGD on batch_loss.
 
     Trains for `epochs` passes over the shuffled training set, or for `steps` minibatches when
@@ -135,9 +160,10 @@ def train(mlp: Callable[..., Any], data: Data, *, steps: int | None = None,
             step = len(run.losses)
             if step == stop:
                 break
-            batch = order[first:first + batch_size]
-            loss = batch_loss(model, [data.X_train[i] for i in batch],
-                              [data.y_train[i] for i in batch])
+            batch = order[first : first + batch_size]
+            loss = batch_loss(
+                model, [data.X_train[i] for i in batch], [data.y_train[i] for i in batch]
+            )
             model.zero_grad()
             loss.backward()
             learning_rate = lr * (1.0 - 0.9 * step / total)
@@ -159,8 +185,14 @@ def _progress_bar(steps: int, name: str) -> Any:
     return tqdm(total=steps, desc=name, unit="step")
 
 
-def plot(run: Run, data: Data, predictions: Sequence[int], path: str | os.PathLike[str],
-         rows: int = 6, columns: int = 10) -> None:
+def plot(
+    run: Run,
+    data: Data,
+    predictions: Sequence[int],
+    path: str | os.PathLike[str],
+    rows: int = 6,
+    columns: int = 10,
+) -> None:
     """Writes a PNG: the loss curve beside a grid of held-out digits with the model's
     predictions, its mistakes first (in red, "predicted (true)"), then correct ones."""
     import numpy as np
@@ -177,7 +209,7 @@ def plot(run: Run, data: Data, predictions: Sequence[int], path: str | os.PathLi
     per_epoch = run.batches_per_epoch
     if len(run.losses) >= per_epoch:
         epochs = len(run.losses) // per_epoch
-        means = np.reshape(run.losses[:epochs * per_epoch], (epochs, per_epoch)).mean(axis=1)
+        means = np.reshape(run.losses[: epochs * per_epoch], (epochs, per_epoch)).mean(axis=1)
         curve.plot((np.arange(epochs) + 0.5) * per_epoch, means, "o-", label="epoch mean")
     curve.set_yscale("log")
     curve.set_xlabel("SGD step")
@@ -189,25 +221,29 @@ def plot(run: Run, data: Data, predictions: Sequence[int], path: str | os.PathLi
     # 8x8 in a cell with room above it for its prediction.
     wrong = [k for k, (p, t) in enumerate(zip(predictions, data.y_test)) if p != t]
     right = [k for k, (p, t) in enumerate(zip(predictions, data.y_test)) if p == t]
-    shown = (wrong + right)[:rows * columns]
+    shown = (wrong + right)[: rows * columns]
     width, height = 10, 13  # a cell: the digit, a margin, and a line of text on top
     mosaic = np.zeros((rows * height, columns * width))
     for cell, k in enumerate(shown):
         top, left = divmod(cell, columns)
         top, left = top * height + height - 9, left * width + 1
-        mosaic[top:top + 8, left:left + 8] = np.reshape(data.X_test[k], (8, 8))
+        mosaic[top : top + 8, left : left + 8] = np.reshape(data.X_test[k], (8, 8))
         predicted, true = predictions[k], data.y_test[k]
-        text, color = (str(predicted), "black") if predicted == true else \
-            (f"{predicted} ({true})", "red")
+        text, color = (
+            (str(predicted), "black") if predicted == true else (f"{predicted} ({true})", "red")
+        )
         grid.text(left + 3.5, top - 1, text, color=color, ha="center", va="bottom", fontsize=10)
         if predicted != true:
-            grid.add_patch(Rectangle((left - 0.5, top - 0.5), 8, 8, fill=False, edgecolor="red",
-                                     linewidth=2))
+            grid.add_patch(
+                Rectangle((left - 0.5, top - 0.5), 8, 8, fill=False, edgecolor="red", linewidth=2)
+            )
     grid.imshow(mosaic, cmap="gray_r", vmin=0, vmax=16 * PIXEL_SCALE)
     grid.set_axis_off()
     accuracy = len(right) / len(data.y_test)
-    grid.set_title(f"held-out digits: {accuracy:.1%} of {len(data.y_test)} right; "
-                   f"all {len(wrong)} mistakes first, in red as predicted (true)")
+    grid.set_title(
+        f"held-out digits: {accuracy:.1%} of {len(data.y_test)} right; "
+        f"all {len(wrong)} mistakes first, in red as predicted (true)"
+    )
     fig.savefig(path, dpi=80)
 
 
@@ -218,10 +254,12 @@ def summary(run: Run, accuracy: float, tested: int) -> str:
     first = sum(run.losses[:tenth]) / tenth
     last = sum(run.losses[-tenth:]) / tenth
     verdict = "reached" if accuracy >= TARGET_ACCURACY else "NOT reached"
-    return (f"{run.name}: {len(run.losses)} steps, loss {first:.4f} -> {last:.4f} "
-            f"(mean of the first and last {tenth}), held-out accuracy {accuracy:.1%} of {tested} "
-            f"digits (target {TARGET_ACCURACY:.0%}: {verdict}), {run.seconds:.1f} s training, "
-            f"{run.ms_per_step:.1f} ms/step")
+    return (
+        f"{run.name}: {len(run.losses)} steps, loss {first:.4f} -> {last:.4f} "
+        f"(mean of the first and last {tenth}), held-out accuracy {accuracy:.1%} of {tested} "
+        f"digits (target {TARGET_ACCURACY:.0%}: {verdict}), {run.seconds:.1f} s training, "
+        f"{run.ms_per_step:.1f} ms/step"
+    )
 
 
 def _import_micrograd() -> type | None:
@@ -229,7 +267,8 @@ def _import_micrograd() -> type | None:
         from micrograd.nn import MLP as MicrogradMLP
     except ImportError:
         return None
-    return MicrogradMLP
+    mlp: type = MicrogradMLP  # (micrograd ships no type information)
+    return mlp
 
 
 def _positive(text: str) -> int:
@@ -243,28 +282,58 @@ def parse_args(argv: Sequence[Any] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m micrograd_c.digits",
         description="Train micrograd's MLP(64, [32, 10]) on scikit-learn's 8x8 digits "
-                    "(multiclass hinge loss, minibatch SGD) on micrograd_c; test on a held-out "
-                    "20%%; plot the loss and the predictions.")
-    parser.add_argument("--epochs", type=_positive, default=EPOCHS,
-                        help=f"passes over the training set (default {EPOCHS})")
-    parser.add_argument("--steps", type=_positive, default=None,
-                        help="train for this many minibatch steps instead of whole epochs")
-    parser.add_argument("--batch-size", type=_positive, default=BATCH_SIZE,
-                        help=f"images per SGD step (default {BATCH_SIZE})")
-    parser.add_argument("--lr", type=float, default=LEARNING_RATE,
-                        help=f"initial learning rate, decaying linearly to a tenth of it "
-                             f"(default {LEARNING_RATE})")
-    parser.add_argument("--seed", type=int, default=1,
-                        help="seed of the split, the weights (random.seed) and the batches "
-                             "(default 1)")
-    parser.add_argument("--plot", default="digits.png", metavar="PATH",
-                        help="where to write the PNG (default: digits.png in the current "
-                             "directory)")
-    parser.add_argument("--compare", action="store_true",
-                        help="also time pure-Python micrograd on the first --compare-steps "
-                             "steps (same seed, same loop) and extrapolate its total")
-    parser.add_argument("--compare-steps", type=_positive, default=3, metavar="N",
-                        help="steps micrograd runs for --compare (default 3)")
+        "(multiclass hinge loss, minibatch SGD) on micrograd_c; test on a held-out "
+        "20%%; plot the loss and the predictions.",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=_positive,
+        default=EPOCHS,
+        help=f"passes over the training set (default {EPOCHS})",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_positive,
+        default=None,
+        help="train for this many minibatch steps instead of whole epochs",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=BATCH_SIZE,
+        help=f"images per SGD step (default {BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=LEARNING_RATE,
+        help=f"initial learning rate, decaying linearly to a tenth of it (default {LEARNING_RATE})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="seed of the split, the weights (random.seed) and the batches (default 1)",
+    )
+    parser.add_argument(
+        "--plot",
+        default="digits.png",
+        metavar="PATH",
+        help="where to write the PNG (default: digits.png in the current directory)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also time pure-Python micrograd on the first --compare-steps "
+        "steps (same seed, same loop) and extrapolate its total",
+    )
+    parser.add_argument(
+        "--compare-steps",
+        type=_positive,
+        default=3,
+        metavar="N",
+        help="steps micrograd runs for --compare (default 3)",
+    )
     args = parser.parse_args(None if argv is None else [str(a) for a in argv])
     folder = os.path.dirname(args.plot) or "."
     if not os.path.isdir(folder):  # say so now, not after the training
@@ -284,8 +353,9 @@ def main(argv: Sequence[Any] | None = None) -> int:
             return 1
 
     data = load_data(args.seed)
-    settings: dict[str, Any] = dict(steps=args.steps, epochs=args.epochs,
-                                    batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    settings: dict[str, Any] = dict(
+        steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed
+    )
     run = train(MLP, data, **settings)
     predictions = predict(run.model, data.X_test)
     accuracy = sum(p == t for p, t in zip(predictions, data.y_test)) / len(data.y_test)
@@ -300,18 +370,21 @@ def main(argv: Sequence[Any] | None = None) -> int:
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(limit, MICROGRAD_RECURSION_LIMIT))
         try:
-            slow = train(reference, data, stop_after=args.compare_steps, name="micrograd",
-                         **settings)
+            slow = train(
+                reference, data, stop_after=args.compare_steps, name="micrograd", **settings
+            )
         finally:
             sys.setrecursionlimit(limit)
         per_step = slow.seconds / len(slow.losses)
         total = per_step * len(run.losses)
         worst = max(abs(a - b) / abs(b) for a, b in zip(run.losses, slow.losses))
-        print(f"micrograd: {len(slow.losses)} steps in {slow.seconds:.1f} s, "
-              f"{1000 * per_step:.0f} ms/step; all {len(run.losses)} steps would take about "
-              f"{_duration(total)} (extrapolated) against micrograd_c's {run.seconds:.1f} s: "
-              f"about {per_step * 1000 / run.ms_per_step:.0f}x; largest relative loss difference "
-              f"over those steps {worst:.1e}")
+        print(
+            f"micrograd: {len(slow.losses)} steps in {slow.seconds:.1f} s, "
+            f"{1000 * per_step:.0f} ms/step; all {len(run.losses)} steps would take about "
+            f"{_duration(total)} (extrapolated) against micrograd_c's {run.seconds:.1f} s: "
+            f"about {per_step * 1000 / run.ms_per_step:.0f}x; largest relative loss difference "
+            f"over those steps {worst:.1e}"
+        )
     return 0
 
 

@@ -26,7 +26,8 @@ import signal
 import sys
 import threading
 import weakref
-from typing import Any, Callable, Iterable, Union
+from collections.abc import Iterable
+from typing import Any, Callable, Union
 
 from micrograd_c._core import check, error, ffi, get_text, lib, set_text
 
@@ -34,7 +35,20 @@ __all__ = ["Value"]
 
 Number = Union[int, float]
 
-# The C calls on the hot path, bound once: a module global is cheaper than `lib.name`.
+# The C calls on the hot path, bound once: a module global is cheaper than `lib.name`.  Typed
+# here, as csrc/graph.h declares them (cffi's functions are untyped): a declaration costs no call.
+# A handle (mg_handle) is a double; a status an int.
+_mg_add: Callable[[float, float], float]
+_mg_mul: Callable[[float, float], float]
+_mg_add_const: Callable[[float, float], float]
+_mg_mul_const: Callable[[float, float], float]
+_mg_data: Callable[[float], float]
+_mg_grad: Callable[[float], float]
+_mg_leaf: Callable[[float], float]
+_mg_set_data: Callable[[float, float], int]
+_mg_set_grad: Callable[[float, float], int]
+_release: Callable[[float], int]
+_release_now: Callable[[float], None]
 _mg_add, _mg_mul = lib.mg_add, lib.mg_mul
 _mg_add_const, _mg_mul_const = lib.mg_add_const, lib.mg_mul_const
 _mg_data, _mg_grad, _mg_leaf = lib.mg_data, lib.mg_grad, lib.mg_leaf
@@ -85,8 +99,8 @@ def _to_float(x: Any) -> float:
 # off (mg_release returns 1); the finalizer then only notes the Value, and its handle is released
 # when the Value is really freed (a weak reference's callback; a resurrected Value keeps it).
 
-_held: dict[weakref.ref[Value], int] = {}  # finalized Values whose release was put off
-_dead: list[int] = []  # handles of Values freed during a collection: released when it ends
+_held: dict[weakref.ref[Value], float] = {}  # finalized Values whose release was put off
+_dead: list[float] = []  # handles of Values freed during a collection: released when it ends
 
 
 def _hold(value: Value) -> None:
@@ -94,7 +108,10 @@ def _hold(value: Value) -> None:
 
 
 def _freed(
-    ref: weakref.ref[Value], _held: dict = _held, _dead: list = _dead, _release: Callable = _release
+    ref: weakref.ref[Value],
+    _held: dict[weakref.ref[Value], float] = _held,
+    _dead: list[float] = _dead,
+    _release: Callable[[float], int] = _release,
 ) -> None:
     handle = _held.pop(ref)
     if _release(handle):  # still collecting: another finalizer may yet read through the node
@@ -103,10 +120,10 @@ def _freed(
 
 def _on_gc(
     phase: str,
-    info: dict,
-    _set_mode: Callable = lib.mg_set_release_mode,
-    _dead: list = _dead,
-    _release_now: Callable = _release_now,
+    info: dict[str, int],
+    _set_mode: Callable[[int], int] = lib.mg_set_release_mode,
+    _dead: list[float] = _dead,
+    _release_now: Callable[[float], None] = _release_now,
 ) -> None:
     if phase == "start":
         _set_mode(lib.MG_RELEASE_LATER)
@@ -146,7 +163,7 @@ else:  # Windows
     _redeliver = functools.partial(_thread.start_new_thread, _thread.interrupt_main, ())
 
 
-def _note_stranded(_stranded: list = _stranded) -> None:
+def _note_stranded(_stranded: list[bool] = _stranded) -> None:
     _stranded[0] = True
 
 
@@ -156,9 +173,7 @@ def _reclaim_stranded() -> None:
     _stranded[0] = False
     held = {id(v) for v in (ref() for ref in list(_held)) if v is not None}  # owned by _held
     owned = [
-        getattr(v, "_h", -1)
-        for v in gc.get_objects()
-        if isinstance(v, Value) and id(v) not in held
+        getattr(v, "_h", -1) for v in gc.get_objects() if isinstance(v, Value) and id(v) not in held
     ]
     owned += [handle for ref, handle in list(_held.items()) if ref() is not None]
     owned += _dead
@@ -167,7 +182,9 @@ def _reclaim_stranded() -> None:
     check(lib.mg_reclaim_unowned(ffi.new("mg_handle[]", owned), len(owned)))
 
 
-def _deliver_interrupt(unraisable: Any, _previous: Callable = sys.unraisablehook) -> None:
+def _deliver_interrupt(
+    unraisable: Any, _previous: Callable[[Any], object] = sys.unraisablehook
+) -> None:
     """sys.unraisablehook: a Ctrl-C that landed on a Value finalizer's first instruction (before
     its own handler) goes back to the main thread instead of being printed and lost."""
     try:
@@ -195,20 +212,20 @@ class _ShownRef(weakref.ref):  # type: ignore[type-arg]
     from the registry while its finalizer runs (another thread) still has its node."""
 
     __slots__ = ("handle",)
-    handle: int
+    handle: float
 
 
-_shown: dict[int, _ShownRef] = {}
+_shown: dict[float, _ShownRef] = {}
 _shown_lock = threading.RLock()  # re-entrant: a collection inside may free a registered Value
 
 
-def _shown_value(handle: int) -> Value:
+def _shown_value(handle: float) -> Value:
     """The one Value _prev shows for a node, given a new reference to its handle from C."""
     if handle < 0.0:
         raise error(handle)
     with _shown_lock:
         ref = _shown.get(handle)
-        value = ref() if ref is not None else None
+        value: Value | None = ref() if ref is not None else None  # (_ShownRef's ref() is untyped)
         if value is not None:
             _release_now(handle)  # the entry and the Value hold the node already
             return value
@@ -222,10 +239,10 @@ def _shown_value(handle: int) -> Value:
 
 def _unshow(
     ref: _ShownRef,
-    _shown: dict = _shown,
-    _dead: list = _dead,
+    _shown: dict[float, _ShownRef] = _shown,
+    _dead: list[float] = _dead,
     _lock: Any = _shown_lock,
-    _release: Callable = _release,
+    _release: Callable[[float], int] = _release,
 ) -> None:
     with _lock:
         if _shown.get(ref.handle) is ref:
@@ -272,7 +289,8 @@ class Value:
         if label != "":  # (not `if label:`: a falsy non-str label is a TypeError too)
             set_text(self._h, lib.MG_TEXT_LABEL, label)
 
-    def __del__(self, _release: Callable = _release) -> None:  # (bound: globals die at exit)
+    # (_release bound as a default: globals die at exit)
+    def __del__(self, _release: Callable[[float], int] = _release) -> None:
         try:
             if _release(self._h):  # put off: the collector is running (never so at exit)
                 _hold(self)
@@ -299,7 +317,8 @@ class Value:
                 Value.__del__(self)
 
         __del__._hands_back_interrupts = True  # type: ignore[attr-defined]
-        cls.__del__ = __del__  # type: ignore[method-assign]
+        # (assignment: Value.__del__'s signature includes its bound-default `_release`.)
+        cls.__del__ = __del__  # type: ignore[method-assign,assignment]
 
     # -- data, grad and the graph, read from the arena ---------------------------------------
 
@@ -449,7 +468,8 @@ class Value:
     # A numpy number or array on the left asks the Value first (numpy defers to a type whose
     # __array_ufunc__ is None): a numpy scalar then costs what a Python number does, instead of
     # a trip through a 0-d object array.  An array still gets micrograd's result: an object
-    # array of Values, from numpy's own elementwise loop (_elementwise).
+    # array of Values, from numpy's own elementwise loop (_elementwise).  (The annotations are
+    # for numbers: hence the `type: ignore[no-any-return]` on the returns of such an array.)
     __array_ufunc__ = None
 
     def __neg__(self) -> Value:  # -self
@@ -457,7 +477,7 @@ class Value:
 
     def __radd__(self, other: Number) -> Value:  # other + self
         if type(other) is not float and type(other) is not int and _is_array(other):
-            return _elementwise(operator.add, other, self)
+            return _elementwise(operator.add, other, self)  # type: ignore[no-any-return]
         return self + other
 
     def __sub__(self, other: Value | Number) -> Value:  # self - other
@@ -465,12 +485,12 @@ class Value:
 
     def __rsub__(self, other: Number) -> Value:  # other - self
         if type(other) is not float and type(other) is not int and _is_array(other):
-            return _elementwise(operator.sub, other, self)
+            return _elementwise(operator.sub, other, self)  # type: ignore[no-any-return]
         return other + (-self)
 
     def __rmul__(self, other: Number) -> Value:  # other * self
         if type(other) is not float and type(other) is not int and _is_array(other):
-            return _elementwise(operator.mul, other, self)
+            return _elementwise(operator.mul, other, self)  # type: ignore[no-any-return]
         return self * other
 
     def __truediv__(self, other: Value | Number) -> Value:  # self / other
@@ -478,7 +498,7 @@ class Value:
 
     def __rtruediv__(self, other: Number) -> Value:  # other / self
         if type(other) is not float and type(other) is not int and _is_array(other):
-            return _elementwise(operator.truediv, other, self)
+            return _elementwise(operator.truediv, other, self)  # type: ignore[no-any-return]
         return other * self**-1
 
     # -- identity: two Values are equal when they are the same node ---------------------------
@@ -518,10 +538,12 @@ def _elementwise(op: Callable[[Any, Any], Any], array: Any, value: Value) -> Any
     import numpy
 
     return op(array, numpy.asarray(value, dtype=object))
+
+
 _NO_CODE = compile("", "", "exec")
 
 
-def _adopt(handle: int) -> Value:
+def _adopt(handle: float) -> Value:
     """A Value owning `handle`, a new reference from the C core (or a status to raise)."""
     if handle < 0.0:
         raise error(handle)
@@ -530,7 +552,7 @@ def _adopt(handle: int) -> Value:
     return value
 
 
-def _make(make: Callable[..., int], *args: Any) -> Value:
+def _make(make: Callable[..., float], *args: Any) -> Value:
     """A Value owning the new handle that the C call make(*args) returns (or its status)."""
     try:
         value = _new_value(Value)
@@ -545,17 +567,17 @@ def _make(make: Callable[..., int], *args: Any) -> Value:
     return value
 
 
-def _make_custom(data: float, children: set[Any], op: Any) -> int:
+def _make_custom(data: float, children: set[Any], op: Any) -> float:
     """A node built by hand, `Value(x, (a, b), 'op')`: micrograd gives it no backward."""
     if not children and not op:  # Value(x, []): a plain leaf after all
-        return check(lib.mg_leaf(data))
+        return check(_mg_leaf(data))
     for child in children:
         if not isinstance(child, Value):
             raise TypeError(f"children must be Values, not {type(child).__name__}")
     if len(children) > 2:
         raise ValueError("a micrograd_c node has at most two distinct children")
     handles = [child._h for child in children]
-    handle = check(lib.mg_custom(data, len(handles), ffi.new("mg_handle[]", handles or [0])))
+    handle: float = check(lib.mg_custom(data, len(handles), ffi.new("mg_handle[]", handles or [0])))
     if op:
         try:
             set_text(handle, lib.MG_TEXT_OP, op)

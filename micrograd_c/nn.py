@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import random
 import weakref
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Callable, Final, Literal, overload
 
 from micrograd_c._core import error, ffi, lib
 from micrograd_c.engine import _OWN_ERRORS, Value, _adopt, _note_stranded, _to_float
@@ -77,14 +78,18 @@ class Layer(Module):
 class MLP(Module):
     def __init__(self, nin: int, nouts: list[int]) -> None:
         sz = [nin] + nouts
-        self.layers = [Layer(sz[i], sz[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))]
+        self.layers = [
+            Layer(sz[i], sz[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))
+        ]
 
     def __call__(self, x: Iterable[Any]) -> Value | list[Value]:
         out = _call_in_c(self, x, _MLP)
         if out is None:
+            # (After a one-neuron layer x is a Value, which the next layer refuses with
+            # micrograd's TypeError; MLP(nin, []) gives back its input.  Hence the ignores.)
             for layer in self.layers:
-                x = layer(x)
-            return x
+                x = layer(x)  # type: ignore[assignment]
+            return x  # type: ignore[return-value]
         return out
 
     def parameters(self) -> list[Value]:
@@ -97,7 +102,9 @@ class MLP(Module):
 # -- one C call per model call ------------------------------------------------------------------
 
 # Which call runs: a Neuron's, a Layer's or an MLP's.
-_NEURON, _LAYER, _MLP = 0, 1, 2
+_NEURON: Final = 0
+_LAYER: Final = 1
+_MLP: Final = 2
 _CALLS = (Neuron.__call__, Layer.__call__, MLP.__call__)
 # The attributes micrograd's __call__ of each reads.  A class that defines any of them itself
 # (a property, say) may read them otherwise: its models run micrograd's loop.
@@ -114,16 +121,34 @@ class _Plan:
     `w` list, its `b` and `nonlin`.  (A Neuron's call has one layer, of no type.)  `calls` holds
     the classes whose __call__ the C call stands in for."""
 
-    __slots__ = ("kind", "level", "layers", "calls", "nin", "nout", "nlayers", "sizes",
-                 "nonlin", "params", "handles", "leaves", "zeros")
+    __slots__ = (
+        "kind",
+        "level",
+        "layers",
+        "calls",
+        "nin",
+        "nout",
+        "nlayers",
+        "sizes",
+        "nonlin",
+        "params",
+        "handles",
+        "leaves",
+        "zeros",
+    )
 
-    def __init__(self, module: Module, level: int, layers: list[Any],
-                 groups: list[list[Any]]) -> None:
+    def __init__(
+        self, module: Module, level: int, layers: list[Any], groups: list[list[Any]]
+    ) -> None:
         self.kind = type(module)
         self.level = level
-        self.layers = [(type(layer), [(type(n), list(n.w), n.b, n.nonlin) for n in group])
-                       for layer, group in zip(layers or [None], groups)]
-        calls = {type(n): Neuron.__call__ for group in groups for n in group}
+        self.layers = [
+            (type(layer), [(type(n), list(n.w), n.b, n.nonlin) for n in group])
+            for layer, group in zip(layers or [None], groups)
+        ]
+        calls: dict[type, Callable[..., Any]] = {
+            type(n): Neuron.__call__ for group in groups for n in group
+        }
         if level == _MLP:
             calls.update((type(layer), Layer.__call__) for layer in layers)
         self.calls = list(calls.items())
@@ -143,8 +168,10 @@ class _Plan:
 def _reads_plainly(cls: type, level: int) -> bool:
     """Whether micrograd's code reads the attributes its call uses (`w`, `b`, `nonlin`;
     `neurons`; `layers`) from an instance's __dict__, so the plan records what it would read."""
-    return (cls.__getattribute__ is object.__getattribute__  # type: ignore[comparison-overlap]
-            and not any(hasattr(cls, name) for name in _ATTRIBUTES[level]))
+    return (
+        cls.__getattribute__ is object.__getattribute__  # type: ignore[comparison-overlap]
+        and not any(hasattr(cls, name) for name in _ATTRIBUTES[level])
+    )
 
 
 def _runs_own_call(cls: type, level: int) -> bool:
@@ -157,6 +184,9 @@ def _plan(module: Module, level: int) -> _Plan | None:
     """A plan for calling module in C, or None where micrograd's loop must run."""
     if not _reads_plainly(type(module), level):
         return None
+    # The layers and their neurons: whatever objects the model holds now, checked below.
+    layers: list[Any]
+    groups: list[list[Any]]
     if level == _NEURON:
         layers, groups = [], [[module]]
     elif level == _LAYER:
@@ -169,10 +199,10 @@ def _plan(module: Module, level: int) -> _Plan | None:
             return None
         groups = [layer.neurons for layer in layers]
     width = None  # each neuron's weights: the previous layer's width (the first's, at first)
-    for l, group in enumerate(groups):
+    for index, group in enumerate(groups):
         if type(group) is not list or not group:
             return None
-        if l < len(groups) - 1 and len(group) < 2:  # micrograd hands on a Value, not a list
+        if index < len(groups) - 1 and len(group) < 2:  # micrograd hands on a Value, not a list
             return None
         nonlin = bool(group[0].nonlin)
         for n in group:
@@ -222,6 +252,10 @@ def _fits(plan: _Plan, module: Module) -> bool:
 _plans: dict[int, _Plan | None] = {}
 
 
+@overload
+def _call_in_c(module: Module, x: Any, level: Literal[0]) -> Value | None: ...
+@overload
+def _call_in_c(module: Module, x: Any, level: int) -> Value | list[Value] | None: ...
 def _call_in_c(module: Module, x: Any, level: int) -> Value | list[Value] | None:
     """The call's output made by one mg_mlp call (a Value, or a list of them as a Layer
     gives), or None where micrograd's loop must run."""
@@ -235,8 +269,8 @@ def _call_in_c(module: Module, x: Any, level: int) -> Value | list[Value] | None
         if key not in _plans:
             weakref.finalize(module, _plans.pop, key, None).atexit = False
         plan = _plans[key] = _plan(module, level)
-        if plan is None:
-            return None
+    if plan is None:  # (only a plan made just now can be None: one that fits is not)
+        return None
     nin = plan.nin
     if type(x) is not list and type(x) is not tuple:
         if iter(x) is x:  # an iterator: micrograd's first neuron would consume it, so must we
@@ -251,12 +285,14 @@ def _call_in_c(module: Module, x: Any, level: int) -> Value | list[Value] | None
             handles = [v._h if type(v) is Value else -1 for v in x]
             if -1 in handles:
                 return _call_mixed(plan, x, out)
-            status = _mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, handles,
-                             plan.zeros, out)
+            status = _mg_mlp(
+                plan.nlayers, plan.sizes, plan.nonlin, plan.handles, handles, plan.zeros, out
+            )
         else:
             try:  # numbers alone: cffi reads them as doubles
-                status = _mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles,
-                                 plan.leaves, x, out)
+                status = _mg_mlp(
+                    plan.nlayers, plan.sizes, plan.nonlin, plan.handles, plan.leaves, x, out
+                )
             except (TypeError, OverflowError):  # a Value, or a number only _to_float reads
                 return _call_mixed(plan, x, out)
         if status < 0:
@@ -285,9 +321,10 @@ def _call_mixed(plan: _Plan, x: Sequence[Any], out: Any) -> Value | list[Value] 
     return list(map(_adopt, out))
 
 
-def _inputs(x: Sequence[Any], nin: int) -> tuple[list[int], list[float]] | None:
+def _inputs(x: Sequence[Any], nin: int) -> tuple[list[float], list[float]] | None:
     """mg_mlp's inputs and constants for the first nin of x, or None if one is a Value
     subclass (its own operators may differ, so micrograd's loop must run)."""
+    handles: list[float]
     handles, constants = [-1] * nin, [0.0] * nin
     for k in range(nin):
         xk = x[k]

@@ -97,7 +97,8 @@ def draw_dot(
     into: list[str] = []  # the node an edge into values[k] points at
     for k, n in enumerate(values):
         uid = str(k)
-        label = "{ %s | data %.4f | grad %.4f }" % (_record_text(n.label), n.data, n.grad)
+        # (UP031: the lecture's own %-format for the record, kept as the lecture writes it.)
+        label = "{ %s | data %.4f | grad %.4f }" % (_record_text(n.label), n.data, n.grad)  # noqa: UP031
         dot.node(name=uid, label=label, shape="record")
         op = n._op
         if op:  # the lecture's test: a Value an operation made gets an op node

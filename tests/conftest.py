@@ -7,8 +7,8 @@ must have too, so most tests build the same program with both engines and compar
 import gc
 
 import pytest
-
 from micrograd.engine import Value as MValue
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value as CValue
 
@@ -57,7 +57,8 @@ def empty_arena():
     gc.collect()
     assert lib.mg_collect() == 0
     assert lib.mg_node_count() == 0, (
-        f"{lib.mg_node_count()} nodes ({lib.mg_handle_count()} handles) outlive their tests")
+        f"{lib.mg_node_count()} nodes ({lib.mg_handle_count()} handles) outlive their tests"
+    )
     yield
     settle_arena()
 

@@ -6,13 +6,13 @@ import math
 
 import numpy as np
 import pytest
-
 from micrograd.engine import Value as MValue
+from reference import RefValue
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 
 from conftest import FORMS_WITH_CONSTANT
-from reference import RefValue
 
 
 def signature(v, memo=None, grads=False):
@@ -384,6 +384,8 @@ NUMBERS = {
     "np.int64": np.int64(3),
     "np.float32": np.float32(3.0),
 }
+
+
 def number_cases():
     cases = []
     for kname, k in NUMBERS.items():

@@ -9,8 +9,8 @@ import re
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -27,8 +27,9 @@ from micrograd_c.demo import load_data, main, train, train_replay  # noqa: E402
 from micrograd_c.engine import Value  # noqa: E402
 from micrograd_c.nn import MLP  # noqa: E402
 
-SUMMARY = re.compile(r"^(\S+): (\d+) steps, final loss ([0-9.]+), training accuracy ([0-9.]+)%",
-                     re.M)
+SUMMARY = re.compile(
+    r"^(\S+): (\d+) steps, final loss ([0-9.]+), training accuracy ([0-9.]+)%", re.M
+)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -57,7 +58,7 @@ def notebook_losses(steps: int, seed: int) -> tuple[list[float], list[float]]:
         losses_k = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
         data_loss = sum(losses_k) * (1.0 / len(losses_k))
         alpha = 1e-4
-        reg_loss = alpha * sum((p * p for p in model.parameters()))
+        reg_loss = alpha * sum(p * p for p in model.parameters())
         total_loss = data_loss + reg_loss
         accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
         model.zero_grad()
@@ -75,8 +76,9 @@ def summaries(text: str) -> dict[str, tuple[int, float, float]]:
     return {m[1]: (int(m[2]), float(m[3]), float(m[4])) for m in SUMMARY.finditer(text)}
 
 
-def test_first_losses_are_the_notebooks(no_gc: None, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_first_losses_are_the_notebooks(
+    no_gc: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     expected_losses, expected_accuracies = notebook_losses(3, seed=1337)
     run = train(Value, MLP, *load_data(1337), steps=3, seed=1337, progress=False)
     assert len(run.losses) == 3 and len(set(run.losses)) == 3
@@ -90,8 +92,9 @@ def test_first_losses_are_the_notebooks(no_gc: None, tmp_path: Path,
     assert accuracy == pytest.approx(100 * expected_accuracies[-1])
 
 
-def test_three_steps_end_to_end_write_a_png(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_three_steps_end_to_end_write_a_png(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     png = tmp_path / "m.png"
     assert main(["--steps", "3", "--plot", png]) == 0
     out = capsys.readouterr()
@@ -105,8 +108,9 @@ def test_three_steps_end_to_end_write_a_png(tmp_path: Path,
     assert "3/3" in out.err  # the tqdm bar ran to the end
 
 
-def test_default_run_reaches_95_percent_and_says_so(tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_default_run_reaches_95_percent_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--plot", tmp_path / "moons.png"]) == 0
     out = capsys.readouterr().out
     steps, loss, accuracy = summaries(out)["micrograd_c"]
@@ -115,15 +119,19 @@ def test_default_run_reaches_95_percent_and_says_so(tmp_path: Path,
     assert re.search(r"[0-9.]+ s wall, [0-9.]+ ms/step", out)
 
 
-def test_compare_prints_both_times_and_the_speed_up(no_gc: None, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_prints_both_times_and_the_speed_up(
+    no_gc: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--compare", "--steps", "2", "--plot", tmp_path / "m.png"]) == 0
     out = capsys.readouterr().out
     runs = summaries(out)
     assert runs.keys() == {"micrograd_c", "micrograd"}
     assert runs["micrograd_c"] == pytest.approx(runs["micrograd"], rel=1e-9)
-    speed_up = re.search(r"speed-up: ([0-9.]+)x \(micrograd_c ([0-9.]+) s, micrograd ([0-9.]+) s\);"
-                         r" largest relative loss difference ([0-9.e+-]+)", out)
+    speed_up = re.search(
+        r"speed-up: ([0-9.]+)x \(micrograd_c ([0-9.]+) s, micrograd ([0-9.]+) s\);"
+        r" largest relative loss difference ([0-9.e+-]+)",
+        out,
+    )
     assert speed_up, out
     assert float(speed_up[1]) > 0 and float(speed_up[2]) > 0 and float(speed_up[3]) > 0
     assert float(speed_up[4]) <= 1e-9
@@ -134,30 +142,36 @@ def test_replay_trains_to_the_rebuild_loops_losses_bit_for_bit() -> None:
     rebuilt = train(Value, MLP, X, y, steps=8, seed=1337, progress=False)
     replayed = train_replay(X, y, steps=8, seed=1337, progress=False)
     assert len(set(replayed.losses)) == 8  # it trained: every step's loss is new
-    assert [struct.pack("<d", x) for x in replayed.losses] == \
-        [struct.pack("<d", x) for x in rebuilt.losses]
+    assert [struct.pack("<d", x) for x in replayed.losses] == [
+        struct.pack("<d", x) for x in rebuilt.losses
+    ]
     assert replayed.accuracies == rebuilt.accuracies
-    assert [p.data for p in replayed.model.parameters()] == \
-        [p.data for p in rebuilt.model.parameters()]
+    assert [p.data for p in replayed.model.parameters()] == [
+        p.data for p in rebuilt.model.parameters()
+    ]
 
 
-def test_replay_prints_both_loops_ms_per_step(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_prints_both_loops_ms_per_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--replay", "--steps", "3", "--plot", tmp_path / "m.png"]) == 0
     out = capsys.readouterr().out
     runs = summaries(out)
     assert runs.keys() == {"micrograd_c"}  # the replay's line is named "micrograd_c --replay"
     assert "micrograd_c --replay: 3 steps, final loss" in out
-    replay = re.search(r"replay: ([0-9.]+) ms/step rebuilding the graph, ([0-9.]+) ms/step "
-                       r"re-running it with forward\(\) \(([0-9.]+)x\); "
-                       r"losses bit-identical step for step: yes", out)
+    replay = re.search(
+        r"replay: ([0-9.]+) ms/step rebuilding the graph, ([0-9.]+) ms/step "
+        r"re-running it with forward\(\) \(([0-9.]+)x\); "
+        r"losses bit-identical step for step: yes",
+        out,
+    )
     assert replay, out
     assert float(replay[1]) > 0 and float(replay[2]) > 0
 
 
 def test_compare_without_micrograd_says_how_to_install_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name in ("micrograd", "micrograd.engine", "micrograd.nn"):
         monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
     png = tmp_path / "m.png"
@@ -168,8 +182,9 @@ def test_compare_without_micrograd_says_how_to_install_it(
 
 
 @pytest.mark.parametrize("argv", [["--steps", "0"], ["--plot", "no/such/dir/m.png"]])
-def test_bad_arguments_stop_before_training(argv: list[str],
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_stop_before_training(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2
@@ -179,12 +194,19 @@ def test_bad_arguments_stop_before_training(argv: list[str],
 def test_runs_as_a_module_headless_and_the_core_imports_none_of_its_deps(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     env["MPLBACKEND"] = "TkAgg"  # a GUI backend the user may have set: the demo must not use it
-    done = subprocess.run([sys.executable, "-m", "micrograd_c.demo", "--steps", "1"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "micrograd_c.demo", "--steps", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "moons.png").read_bytes()[:8] == PNG_MAGIC  # default path: the cwd
-    check = ("import sys, micrograd_c, micrograd_c.nn, micrograd_c.demo; "
-             "print(sorted({'sklearn', 'matplotlib', 'tqdm', 'numpy'} & sys.modules.keys()))")
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                          timeout=60)
+    check = (
+        "import sys, micrograd_c, micrograd_c.nn, micrograd_c.demo; "
+        "print(sorted({'sklearn', 'matplotlib', 'tqdm', 'numpy'} & sys.modules.keys()))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr

@@ -34,12 +34,12 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
-
 from micrograd.engine import Value as MValue
+from reference import RefValue
+
 from micrograd_c.engine import Value as CValue
 
 from conftest import FORMS_WITH_CONSTANT
-from reference import RefValue
 
 REL = 1e-12
 

@@ -8,8 +8,8 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -23,14 +23,24 @@ from micrograd.engine import Value as MicrogradValue  # noqa: E402
 from micrograd.nn import MLP as MicrogradMLP  # noqa: E402
 
 from micrograd_c import digits  # noqa: E402
-from micrograd_c.digits import (Run, hinge_loss, load_data, main, plot, predict,  # noqa: E402
-                                train)
+from micrograd_c.digits import (
+    Run,
+    hinge_loss,
+    load_data,
+    main,
+    plot,
+    predict,  # noqa: E402
+    train,
+)
 from micrograd_c.engine import Value  # noqa: E402
 from micrograd_c.nn import MLP  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SUMMARY = re.compile(r"^micrograd_c: (\d+) steps, loss ([0-9.]+) -> ([0-9.]+) .*held-out "
-                     r"accuracy ([0-9.]+)% of 360 digits", re.M)
+SUMMARY = re.compile(
+    r"^micrograd_c: (\d+) steps, loss ([0-9.]+) -> ([0-9.]+) .*held-out "
+    r"accuracy ([0-9.]+)% of 360 digits",
+    re.M,
+)
 
 
 @pytest.fixture(scope="module")
@@ -133,24 +143,42 @@ def test_end_to_end_on_a_small_budget(tmp_path: Path, capsys: pytest.CaptureFixt
     assert 300 <= image.shape[0] < image.shape[1] <= 1600 and image[..., :3].std() > 0.1
 
 
-def test_compare_times_micrograd_and_extrapolates(tmp_path: Path, deep_recursion: None,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--steps", "6", "--batch-size", "2", "--compare", "--compare-steps", "2",
-                 "--plot", tmp_path / "d.png"]) == 0
+def test_compare_times_micrograd_and_extrapolates(
+    tmp_path: Path, deep_recursion: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "--steps",
+                "6",
+                "--batch-size",
+                "2",
+                "--compare",
+                "--compare-steps",
+                "2",
+                "--plot",
+                tmp_path / "d.png",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    found = re.search(r"^micrograd: 2 steps in ([0-9.]+) s, (\d+) ms/step; all 6 steps would take "
-                      r"about ([0-9.]+) s \(extrapolated\) against micrograd_c's ([0-9.]+) s: "
-                      r"about (\d+)x; largest relative loss difference over those steps (\S+)$",
-                      out, re.M)
+    found = re.search(
+        r"^micrograd: 2 steps in ([0-9.]+) s, (\d+) ms/step; all 6 steps would take "
+        r"about ([0-9.]+) s \(extrapolated\) against micrograd_c's ([0-9.]+) s: "
+        r"about (\d+)x; largest relative loss difference over those steps (\S+)$",
+        out,
+        re.M,
+    )
     assert found, out
     seconds, ms_per_step, total, _, speed_up, difference = found.groups()
     assert float(total) == pytest.approx(3 * float(seconds), abs=1)
     assert int(speed_up) > 1 and float(difference) < 1e-12
 
 
-def test_compare_without_micrograd_says_how_to_get_it(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_without_micrograd_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(digits, "_import_micrograd", lambda: None)
     png = tmp_path / "d.png"
     assert main(["--compare", "--plot", png]) == 1
@@ -158,10 +186,19 @@ def test_compare_without_micrograd_says_how_to_get_it(tmp_path: Path,
     assert not png.exists()  # it stopped before training
 
 
-@pytest.mark.parametrize("argv", [["--steps", "0"], ["--epochs", "0"], ["--batch-size", "-1"],
-                                  ["--compare-steps", "0"], ["--plot", "no/such/dir/d.png"]])
-def test_bad_arguments_stop_before_training(argv: list[str],
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--steps", "0"],
+        ["--epochs", "0"],
+        ["--batch-size", "-1"],
+        ["--compare-steps", "0"],
+        ["--plot", "no/such/dir/d.png"],
+    ],
+)
+def test_bad_arguments_stop_before_training(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2
@@ -171,12 +208,19 @@ def test_bad_arguments_stop_before_training(argv: list[str],
 def test_runs_as_a_module_headless_and_imports_its_deps_only_when_run(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     env["MPLBACKEND"] = "TkAgg"  # a GUI backend the user may have set: the demo must not use it
-    done = subprocess.run([sys.executable, "-m", "micrograd_c.digits", "--steps", "2"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "micrograd_c.digits", "--steps", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "digits.png").read_bytes()[:8] == PNG_MAGIC  # default path: the cwd
-    check = ("import sys, micrograd_c.digits; "
-             "print(sorted({'sklearn', 'matplotlib', 'tqdm', 'numpy'} & sys.modules.keys()))")
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                          timeout=60)
+    check = (
+        "import sys, micrograd_c.digits; "
+        "print(sorted({'sklearn', 'matplotlib', 'tqdm', 'numpy'} & sys.modules.keys()))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr

@@ -6,8 +6,8 @@ import gc
 import math
 
 import pytest
-
 from micrograd.engine import Value as MValue
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 

@@ -19,7 +19,10 @@ def run(script: str, *args: str, cwd: Path | None = None) -> str:
     """The script's stdout; fails the test with its stderr if it exits non-zero."""
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stderr}"
     return done.stdout
@@ -27,14 +30,24 @@ def run(script: str, *args: str, cwd: Path | None = None) -> str:
 
 def require_dot() -> None:
     if shutil.which("dot") is None:
-        pytest.fail("Graphviz's dot program is missing: apt-get install graphviz "
-                    "(or brew install graphviz) to run the rendering tests")
+        pytest.fail(
+            "Graphviz's dot program is missing: apt-get install graphviz "
+            "(or brew install graphviz) to run the rendering tests"
+        )
 
 
 # The lecture's numbers for its neuron: o = tanh(n) = 0.7071 and these gradients.
 LECTURE_GRADS = {
-    "x1": -1.5, "x2": 0.5, "w1": 1.0, "w2": 0.0, "b": 0.5,
-    "x1*w1": 0.5, "x2*w2": 0.5, "x1*w1 + x2*w2": 0.5, "n": 0.5, "o": 1.0,
+    "x1": -1.5,
+    "x2": 0.5,
+    "w1": 1.0,
+    "w2": 0.0,
+    "b": 0.5,
+    "x1*w1": 0.5,
+    "x2*w2": 0.5,
+    "x1*w1 + x2*w2": 0.5,
+    "n": 0.5,
+    "o": 1.0,
 }
 ROW = re.compile(r"\s*(.+?)\s+(-?\d+\.\d{4})\s+(-?\d+\.\d{4})\s+(-?\d+\.\d{4})")
 
@@ -103,8 +116,9 @@ def execute(path: Path) -> list[dict]:
 
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
@@ -123,13 +137,22 @@ def test_lecture_notebook_runs_and_shows_its_pictures() -> None:
     drawing = [c for c in cells if c["source"].splitlines()[-1].startswith("draw_dot(")]
     assert len(drawing) == 4
     for cell in drawing:
-        svg = [out["data"]["image/svg+xml"] for out in cell["outputs"]
-               if "image/svg+xml" in out.get("data", {})]
+        svg = [
+            out["data"]["image/svg+xml"]
+            for out in cell["outputs"]
+            if "image/svg+xml" in out.get("data", {})
+        ]
         assert len(svg) == 1 and "<svg" in svg[0] and ">grad " in svg[0]
     text = "".join(map(text_of, cells))
     # Backpropagation by hand: the lecture's gradients, and the finite difference agrees.
-    for line in ("dL/da = 6.0", "dL/db = -4.0", "dL/dc = -2.0", "dL/df = 4.0", "dL/dd = -2.0",
-                 "dL/da: 6.0 by backpropagation, 6.0000 by finite difference"):
+    for line in (
+        "dL/da = 6.0",
+        "dL/db = -4.0",
+        "dL/dc = -2.0",
+        "dL/df = 4.0",
+        "dL/dd = -2.0",
+        "dL/da: 6.0 by backpropagation, 6.0000 by finite difference",
+    ):
         assert line in text
     assert "o = 0.7071; gradients [-1.5, 0.5, 1.0, 0.0, 0.5]" in text
     # micrograd's demo numbers, and the boundary drawn as a picture.

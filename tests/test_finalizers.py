@@ -13,8 +13,8 @@ import sys
 import textwrap
 
 import pytest
-
 from micrograd.engine import Value as MValue
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 
@@ -128,8 +128,9 @@ def test_parameters_checkpointed_by_a_generator_at_exit_are_the_real_ones():
         trainer.me = trainer  # garbage only the collector (or the exit) frees
         del model
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "same", "")
 
 
@@ -146,9 +147,11 @@ class Slotted(Value):
     __slots__ = ("unit",)
 
 
-@pytest.mark.parametrize("trip", [copy.copy, copy.deepcopy,
-                                  lambda v: pickle.loads(pickle.dumps(v))],
-                         ids=["copy", "deepcopy", "pickle"])
+@pytest.mark.parametrize(
+    "trip",
+    [copy.copy, copy.deepcopy, lambda v: pickle.loads(pickle.dumps(v))],
+    ids=["copy", "deepcopy", "pickle"],
+)
 def test_copies_of_a_subclass_keep_its_class_and_attributes(trip, no_leak):
     tagged = Tagged(2.5, tag="w1")
     tagged.grad = 0.5
@@ -257,8 +260,9 @@ CTRL_C = textwrap.dedent("""
 def test_ctrl_c_stops_the_loop_every_time_and_leaks_nothing():
     """Hundreds of simulated Ctrl-C at random points of a training loop: each one reaches the
     loop (none is swallowed by a finalizer), and no handle is left behind."""
-    done = subprocess.run([sys.executable, "-c", CTRL_C], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     sent, received, leaked = map(int, done.stdout.split())
     assert sent > 50

@@ -23,9 +23,9 @@ from typing import Any, Callable
 import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
-
 from micrograd.engine import Value as MValue
 from micrograd.nn import MLP as MMLP
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP
@@ -78,8 +78,9 @@ def apply(step: tuple[Any, ...], pool: list[Value]) -> Value:
     return OPS[name](x, y) if ARITY.get(name) == 2 else OPS[name](x)
 
 
-def build(leaf_data: list[float], program: list[tuple[Any, ...]], skip_failures: bool = False
-          ) -> tuple[list[Value], list[tuple[Any, ...]], BaseException | None]:
+def build(
+    leaf_data: list[float], program: list[tuple[Any, ...]], skip_failures: bool = False
+) -> tuple[list[Value], list[tuple[Any, ...]], BaseException | None]:
     """Builds the program from fresh leaves: every Value made (the leaves, one per step, then
     the root, the sum of them all, which so reaches every one), the steps that built, and the
     exception of the first step that raised (the build stops there unless skip_failures)."""
@@ -138,8 +139,9 @@ def test_forward_after_new_leaves_is_a_fresh_build(first, program, second):
     for v in pool:
         if is_kept(v):
             v.grad = 7.5  # the user's: forward() must keep them
-    new = second.draw(st.lists(leaf_values, min_size=len(first), max_size=len(first)),
-                      label="new leaves")
+    new = second.draw(
+        st.lists(leaf_values, min_size=len(first), max_size=len(first)), label="new leaves"
+    )
     for leaf, x in zip(leaves, new):
         leaf.data = x
     fresh, _, failure = build(new, program)
@@ -162,8 +164,9 @@ def test_forward_after_new_leaves_is_a_fresh_build(first, program, second):
         assert datas(leaves) == [bits(x) for x in new]  # no leaf changed
         failed_at = len(fresh)  # the failing step's Value, the first the fresh build lacks
         assert datas(pool[:failed_at]) == datas(fresh)  # built before it: the new data
-        assert [math.isnan(v.data) for v in pool[failed_at:] if not is_kept(v)] == \
-            [True] * sum(not is_kept(v) for v in pool[failed_at:])
+        assert [math.isnan(v.data) for v in pool[failed_at:] if not is_kept(v)] == [True] * sum(
+            not is_kept(v) for v in pool[failed_at:]
+        )
         assert [v.grad for v in pool] == [7.5 if is_kept(v) else 0.0 for v in pool]
     # Fixing the leaves (back to the first ones, which build) makes forward() exact again.
     for leaf, x in zip(leaves, first):
@@ -357,7 +360,7 @@ def svm_loss(model, inputs, y):
     scores = list(map(model, inputs))
     losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
     data_loss = sum(losses) * (1.0 / len(losses))
-    reg_loss = 1e-4 * sum((p * p for p in model.parameters()))
+    reg_loss = 1e-4 * sum(p * p for p in model.parameters())
     return data_loss + reg_loss
 
 
@@ -379,8 +382,11 @@ def test_replaying_a_training_loop_gives_the_rebuild_losses_bit_for_bit():
         loss_r = svm_loss(rebuilt_model, [list(map(Value, xs)) for xs in batch], y)
         loss.forward()
         loss_m = svm_loss(micrograd_model, [list(map(MValue, xs)) for xs in batch], y)
-        for model, total in ((rebuilt_model, loss_r), (replayed_model, loss),
-                             (micrograd_model, loss_m)):
+        for model, total in (
+            (rebuilt_model, loss_r),
+            (replayed_model, loss),
+            (micrograd_model, loss_m),
+        ):
             model.zero_grad()
             total.backward()
             for p in model.parameters():
@@ -391,8 +397,9 @@ def test_replaying_a_training_loop_gives_the_rebuild_losses_bit_for_bit():
     assert [bits(x) for x in replayed] == [bits(x) for x in rebuilt]
     assert len(set(replayed)) == len(replayed)  # the inputs and the model did change
     assert replayed == pytest.approx(reference, rel=1e-9)  # micrograd sums grads in its order
-    assert [bits(p.data) for p in replayed_model.parameters()] == \
-        [bits(p.data) for p in rebuilt_model.parameters()]
+    assert [bits(p.data) for p in replayed_model.parameters()] == [
+        bits(p.data) for p in rebuilt_model.parameters()
+    ]
 
 
 # -- threads -------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ import math
 import random
 
 import pytest
-
 from micrograd.engine import Value as MValue
 from micrograd.nn import MLP as MMLP
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP

@@ -5,8 +5,8 @@ import random
 import sys
 
 import pytest
-
 from micrograd.engine import Value as MValue
+
 from micrograd_c.engine import Value as CValue
 
 from conftest import readme_example
@@ -22,20 +22,20 @@ def micrograd_grads_in_every_order(tries=300):
     """
     results = set()
     rng = random.Random(1234)
+
+    def visit(node, seen, topo):
+        seen.add(node)
+        children = list(node._prev)
+        rng.shuffle(children)
+        for child in children:
+            if child not in seen:
+                visit(child, seen, topo)
+        topo.append(node)
+
     for _ in range(tries):
         v = readme_example(MValue, backward=False)
         topo, seen = [], set()
-
-        def visit(node):
-            seen.add(node)
-            children = list(node._prev)
-            rng.shuffle(children)
-            for child in children:
-                if child not in seen:
-                    visit(child)
-            topo.append(node)
-
-        visit(v["g"])
+        visit(v["g"], seen, topo)
         v["g"].grad = 1
         for node in reversed(topo):
             node._backward()
@@ -64,7 +64,9 @@ def test_readme_grads_are_ones_micrograd_gives():
     # Same floats as micrograd, up to micrograd's own run-to-run freedom in summation order.
     assert (got["a"].grad, got["b"].grad) in micrograd_grads_in_every_order()
     for name in want:  # within a few ulps: this micrograd run summed in its own order
-        assert math.isclose(got[name].grad, want[name].grad, rel_tol=4 * sys.float_info.epsilon), name
+        assert math.isclose(got[name].grad, want[name].grad, rel_tol=4 * sys.float_info.epsilon), (
+            name
+        )
 
 
 def test_readme_grads_are_deterministic():

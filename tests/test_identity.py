@@ -16,12 +16,13 @@ import threading
 import weakref
 
 import pytest
-
 from micrograd.engine import Value as MValue
 from micrograd.nn import MLP as MMLP
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP
+
 from conftest import readme_example
 
 graphviz = pytest.importorskip("graphviz")
@@ -51,8 +52,12 @@ def draw_dot(root):
     for n in nodes:
         uid = str(id(n))
         # for any value in the graph, create a rectangular ('record') node for it
-        dot.node(name=uid, label="{ %s | data %.4f | grad %.4f }" % (n.label, n.data, n.grad),
-                 shape="record")
+        dot.node(
+            name=uid,
+            # (UP031: the lecture's own %-format, copied as the lecture writes it.)
+            label="{ %s | data %.4f | grad %.4f }" % (n.label, n.data, n.grad),  # noqa: UP031
+            shape="record",
+        )
         if n._op:
             # if this value is a result of some operation, create an op node for it
             dot.node(name=uid + n._op, label=n._op)

@@ -24,8 +24,8 @@ from typing import Any, Callable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from micrograd.engine import Value as MValue
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP
@@ -98,8 +98,9 @@ def test_compaction_moves_a_held_graph_and_changes_nothing_in_it(arena):
     z.backward()
 
     def describe(root: Value) -> list[tuple[Any, ...]]:
-        return sorted((v.data, v.grad, v._op, v.label, sorted(p.data for p in v._prev))
-                      for v in history(root))
+        return sorted(
+            (v.data, v.grad, v._op, v.label, sorted(p.data for p in v._prev)) for v in history(root)
+        )
 
     before = describe(z)
     del y
@@ -167,17 +168,45 @@ def programs(draw: Callable[..., Any], max_steps: int = 60) -> list[tuple[Any, .
     steps: list[tuple[Any, ...]] = []
     size = 0
     for _ in range(draw(st.integers(1, max_steps))):
-        kind = "leaf" if size == 0 else draw(st.sampled_from(
-            ["leaf", "op", "op", "op", "op", "del", "del_in_cycle", "gc", "collect", "garbage",
-             "set_data", "label", "backward", "observe"]))
+        kind = (
+            "leaf"
+            if size == 0
+            else draw(
+                st.sampled_from(
+                    [
+                        "leaf",
+                        "op",
+                        "op",
+                        "op",
+                        "op",
+                        "del",
+                        "del_in_cycle",
+                        "gc",
+                        "collect",
+                        "garbage",
+                        "set_data",
+                        "label",
+                        "backward",
+                        "observe",
+                    ]
+                )
+            )
+        )
         if kind == "leaf":
             steps.append(("leaf", draw(LEAVES)))
             size += 1
             continue
         i = draw(st.integers(0, size - 1))
         if kind == "op":
-            steps.append(("op", draw(st.sampled_from(sorted(OPS))), i,
-                          draw(st.integers(0, size - 1)), draw(CONSTANTS)))
+            steps.append(
+                (
+                    "op",
+                    draw(st.sampled_from(sorted(OPS))),
+                    i,
+                    draw(st.integers(0, size - 1)),
+                    draw(CONSTANTS),
+                )
+            )
             size += 1
         elif kind in ("del", "del_in_cycle"):
             steps.append((kind, i))
@@ -233,8 +262,11 @@ def absolute_backward(root: MValue, bound: weakref.WeakKeyDictionary) -> None:
         if v._op == "+":  # a set: `a + a` has one child, counted twice
             terms = [(p, 1.0) for p in prev] if len(prev) == 2 else [(prev[0], 2.0)]
         elif v._op == "*":
-            terms = ([(prev[0], abs(prev[1].data)), (prev[1], abs(prev[0].data))]
-                     if len(prev) == 2 else [(prev[0], 2.0 * abs(prev[0].data))])
+            terms = (
+                [(prev[0], abs(prev[1].data)), (prev[1], abs(prev[0].data))]
+                if len(prev) == 2
+                else [(prev[0], 2.0 * abs(prev[0].data))]
+            )
         elif v._op.startswith("**"):
             k = float(v._op[2:])
             terms = [(prev[0], abs(k * prev[0].data ** (k - 1)))]
@@ -260,12 +292,18 @@ Seen = tuple[list[tuple[float, float, Any]], list[str]]
 
 def observe(v: Any, bound: weakref.WeakKeyDictionary | None) -> Seen:
     def key(x: Any) -> tuple[Any, ...]:  # data, grad, then what breaks ties in one engine
-        return (float_key(x.data), float_key(x.grad), float(x.data).hex(), float(x.grad).hex(),
-                getattr(x, "label", ""))
+        return (
+            float_key(x.data),
+            float_key(x.grad),
+            float(x.data).hex(),
+            float(x.grad).hex(),
+            getattr(x, "label", ""),
+        )
 
     nodes = [v, *sorted(v._prev, key=key)]
-    numbers = [(float(x.data), float(x.grad), None if bound is None else bound.get(x, 0.0))
-               for x in nodes]
+    numbers = [
+        (float(x.data), float(x.grad), None if bound is None else bound.get(x, 0.0)) for x in nodes
+    ]
     return numbers, [getattr(x, "label", "") for x in nodes]
 
 
@@ -334,8 +372,10 @@ def run(V: type, program: list[tuple[Any, ...]], *, drop: bool) -> list[Seen]:
 
 
 def bits(seen: list[Seen]) -> list[Any]:
-    return [([(data.hex(), grad.hex()) for data, grad, _ in numbers], labels)
-            for numbers, labels in seen]
+    return [
+        ([(data.hex(), grad.hex()) for data, grad, _ in numbers], labels)
+        for numbers, labels in seen
+    ]
 
 
 def check_program(program: list[tuple[Any, ...]]) -> None:
@@ -353,7 +393,10 @@ def check_program(program: list[tuple[Any, ...]]) -> None:
             assert same_float(data, m_data), (data, m_data)
             if math.isfinite(bound):
                 assert math.isclose(grad, m_grad, rel_tol=REL, abs_tol=max(1e-300, REL * bound)), (
-                    grad, m_grad, bound)
+                    grad,
+                    m_grad,
+                    bound,
+                )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -375,8 +418,15 @@ def random_program(seed: int, steps: int) -> list[tuple[Any, ...]]:
         i = max(0, size - 1 - int(rng.expovariate(0.1)))
         r = rng.random()
         if r < 0.6:
-            program.append(("op", rng.choice(sorted(OPS)), i, rng.randrange(size),
-                            rng.choice([1.0, -1.0, 2.0, 0.5, -3.0, 0.1])))
+            program.append(
+                (
+                    "op",
+                    rng.choice(sorted(OPS)),
+                    i,
+                    rng.randrange(size),
+                    rng.choice([1.0, -1.0, 2.0, 0.5, -3.0, 0.1]),
+                )
+            )
             size += 1
         elif r < 0.7:
             program.append(("leaf", rng.choice(leaves)))
@@ -410,8 +460,9 @@ def test_long_programs_with_drops_and_collections(arena, seed):
 def round_trips() -> dict[str, Callable[[Any], Any]]:
     trips: dict[str, Callable[[Any], Any]] = {"copy": copy.copy, "deepcopy": copy.deepcopy}
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
-        trips[f"pickle{protocol}"] = (
-            lambda v, protocol=protocol: pickle.loads(pickle.dumps(v, protocol)))
+        trips[f"pickle{protocol}"] = lambda v, protocol=protocol: pickle.loads(
+            pickle.dumps(v, protocol)
+        )
     return trips
 
 
@@ -465,14 +516,16 @@ def test_a_pickle_loads_in_another_process(arena):
         v = pickle.loads(sys.stdin.buffer.read())
         print(repr(v.data), repr(v.grad), v.label, v._prev, repr(v._op))
     """)
-    done = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(v),
-                          capture_output=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=pickle.dumps(v), capture_output=True, timeout=120
+    )
     assert done.stderr == b""
     assert done.stdout.decode().split() == ["0.1", "-2.5", "w", "set()", "''"]
 
 
-@pytest.mark.parametrize("trip", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))],
-                         ids=["deepcopy", "pickle"])
+@pytest.mark.parametrize(
+    "trip", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))], ids=["deepcopy", "pickle"]
+)
 def test_a_copied_model_is_the_same_model_and_trains_on_its_own(arena, trip):
     random.seed(1)
     model = MLP(3, [4, 4, 1])
@@ -482,7 +535,8 @@ def test_a_copied_model_is_the_same_model_and_trains_on_its_own(arena, trip):
     twin = trip(model)
     assert repr(twin) == repr(model)
     assert [(p.data, p.grad) for p in twin.parameters()] == [
-        (p.data, p.grad) for p in model.parameters()]
+        (p.data, p.grad) for p in model.parameters()
+    ]
     assert twin(x).data == out.data
     before = [p.data for p in model.parameters()]
     twin.zero_grad()
@@ -550,11 +604,18 @@ EXIT_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("args", [[], ["-X", "dev", "-W", "error"], ["-X", "dev", "--thread"]],
-                         ids=["plain", "dev-mode", "daemon-thread"])
+@pytest.mark.parametrize(
+    "args",
+    [[], ["-X", "dev", "-W", "error"], ["-X", "dev", "--thread"]],
+    ids=["plain", "dev-mode", "daemon-thread"],
+)
 def test_values_alive_at_exit_make_no_crash_and_no_output(args):
     flags = [a for a in args if a != "--thread"]
     script_args = [a for a in args if a == "--thread"]
-    done = subprocess.run([sys.executable, *flags, "-c", EXIT_SCRIPT, *script_args],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, *flags, "-c", EXIT_SCRIPT, *script_args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert (done.returncode, done.stdout, done.stderr) == (0, "done\n", "")

@@ -6,8 +6,8 @@ import math
 import os
 
 import pytest
-
 from micrograd.engine import Value as MValue
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 
@@ -293,6 +293,7 @@ def test_weight_tied_layer_gets_room_after_a_compaction(settled, arena):
     import random
 
     import micrograd.nn
+
     import micrograd_c.nn
 
     if arena == "grown":
@@ -319,6 +320,7 @@ def test_mlp_with_shared_layers_gets_room_after_compactions(settled, share):
     import random
 
     import micrograd.nn
+
     import micrograd_c.nn
 
     models = []

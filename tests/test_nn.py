@@ -104,7 +104,8 @@ def test_reprs_spelled_out() -> None:
     assert repr(C.Neuron(3, nonlin=False)) == "LinearNeuron(3)"
     assert repr(C.Layer(2, 2)) == "Layer of [ReLUNeuron(2), ReLUNeuron(2)]"
     assert repr(C.MLP(2, [2, 1])) == (
-        "MLP of [Layer of [ReLUNeuron(2), ReLUNeuron(2)], Layer of [LinearNeuron(2)]]")
+        "MLP of [Layer of [ReLUNeuron(2), ReLUNeuron(2)], Layer of [LinearNeuron(2)]]"
+    )
 
 
 def test_parameters_order_and_count() -> None:
@@ -175,8 +176,11 @@ def test_training_steps_of_the_demo_loop_match_micrograd() -> None:
     assert_close(ours.losses, theirs.losses, rel=1e-9)
     assert ours.accuracies == theirs.accuracies
     assert len(set(ours.losses)) == 10  # the parameters really moved every step
-    assert_close([p.data for p in ours.model.parameters()],
-                 [p.data for p in theirs.model.parameters()], rel=1e-9)
+    assert_close(
+        [p.data for p in ours.model.parameters()],
+        [p.data for p in theirs.model.parameters()],
+        rel=1e-9,
+    )
 
 
 def test_zero_grad_zeroes_every_parameter_grad_and_nothing_else() -> None:
@@ -203,12 +207,16 @@ CHANGES: list[tuple[str, Callable[[Any, Any, Any], None]]] = [
     ("neurons.append", lambda nn, V, m: m.layers[2].neurons.append(nn.Neuron(3, nonlin=False))),
     ("layers[1] = Layer", lambda nn, V, m: m.layers.__setitem__(1, nn.Layer(3, 4))),  # zip cuts
     ("nonlin = False", lambda nn, V, m: setattr(m.layers[0].neurons[2], "nonlin", False)),
-    ("w = plain list", lambda nn, V, m: setattr(m.layers[1].neurons[1], "w",
-                                                [V(0.5), V(-0.25), V(2.0)])),
+    (
+        "w = plain list",
+        lambda nn, V, m: setattr(m.layers[1].neurons[1], "w", [V(0.5), V(-0.25), V(2.0)]),
+    ),
     ("plain w[2] = Value", lambda nn, V, m: m.layers[1].neurons[1].w.__setitem__(2, V(-4.0))),
     ("plain w.pop()", lambda nn, V, m: m.layers[1].neurons[1].w.pop()),
-    ("neurons = plain list", lambda nn, V, m: setattr(m.layers[2], "neurons",
-                                                      [nn.Neuron(4, nonlin=False)])),
+    (
+        "neurons = plain list",
+        lambda nn, V, m: setattr(m.layers[2], "neurons", [nn.Neuron(4, nonlin=False)]),
+    ),
     ("neurons.reverse()", lambda nn, V, m: m.layers[1].neurons.reverse()),
     ("layers.pop()", lambda nn, V, m: m.layers.pop()),
     ("w.insert", lambda nn, V, m: m.layers[0].neurons[0].w.insert(0, V(0.75))),
@@ -232,8 +240,11 @@ def test_changes_by_hand_are_honoured_as_in_micrograd() -> None:
 
 @pytest.mark.parametrize("nin", [1, 2, 4, 6], ids=lambda n: f"{n} inputs")
 def test_fewer_or_more_inputs_than_weights_zip_as_micrograd(nin: int) -> None:
-    for build in (lambda nn: nn.Neuron(4), lambda nn: nn.Layer(4, 3),
-                  lambda nn: nn.MLP(4, [3, 2, 1])):
+    for build in (
+        lambda nn: nn.Neuron(4),
+        lambda nn: nn.Layer(4, 3),
+        lambda nn: nn.MLP(4, [3, 2, 1]),
+    ):
         ours, theirs = twins(build, seed=4)
         x = [0.3 * k - 0.7 for k in range(nin)]
         assert_same_call(ours, theirs, x, x)
@@ -322,12 +333,16 @@ def test_neuron_subclass_with_its_own_call_is_honoured_in_a_layer() -> None:
     assert_close([p.grad for p in ours.parameters()], [p.grad for p in theirs.parameters()])
     hidden = ours.layers[0](x)
     assert ours.layers[1](hidden)[1].data == math.tanh(
-        sum((w.data * h.data for w, h in zip(ours.layers[1].neurons[1].w, hidden)),
-            ours.layers[1].neurons[1].b.data))
+        sum(
+            (w.data * h.data for w, h in zip(ours.layers[1].neurons[1].w, hidden)),
+            ours.layers[1].neurons[1].b.data,
+        )
+    )
 
 
-@pytest.mark.parametrize("clone", [lambda m: pickle.loads(pickle.dumps(m)), copy.deepcopy],
-                         ids=["pickle", "deepcopy"])
+@pytest.mark.parametrize(
+    "clone", [lambda m: pickle.loads(pickle.dumps(m)), copy.deepcopy], ids=["pickle", "deepcopy"]
+)
 def test_pickle_and_deepcopy_round_trip(clone: Callable[[Any], Any]) -> None:
     mlp = C.MLP(2, [4, 4, 1])
     x = [0.25, -0.75]
@@ -351,22 +366,25 @@ def test_a_plain_neurons_list_changed_in_place_is_honoured() -> None:
     for build in (lambda nn: nn.Layer(2, 3), lambda nn: nn.MLP(2, [3, 2])):
         ours, theirs = twins(build, seed=5)
         x = [0.4, -0.9]
-        for (nn, V), model in zip(ENGINES, (ours, theirs)):
+        for (nn, _), model in zip(ENGINES, (ours, theirs)):
             layer = model if isinstance(model, nn.Layer) else model.layers[0]
             layer.neurons = list(layer.neurons)
         assert_same_call(ours, theirs, x, x)
-        for (nn, V), model in zip(ENGINES, (ours, theirs)):
+        for (nn, _), model in zip(ENGINES, (ours, theirs)):
             layer = model if isinstance(model, nn.Layer) else model.layers[0]
             layer.neurons.reverse()  # no Module attribute changes: only the list knows
         assert_same_call(ours, theirs, x, x)
-        for (nn, V), model in zip(ENGINES, (ours, theirs)):
+        for (nn, _), model in zip(ENGINES, (ours, theirs)):
             layer = model if isinstance(model, nn.Layer) else model.layers[0]
             del layer.neurons[0]
         assert_same_call(ours, theirs, x, x)
 
 
-@pytest.mark.parametrize("make_input", [iter, lambda x: (v for v in x), np.array, tuple],
-                         ids=["iterator", "generator", "numpy row", "tuple"])
+@pytest.mark.parametrize(
+    "make_input",
+    [iter, lambda x: (v for v in x), np.array, tuple],
+    ids=["iterator", "generator", "numpy row", "tuple"],
+)
 def test_inputs_of_any_iterable_kind_act_as_in_micrograd(make_input: Callable) -> None:
     # An iterator is consumed by micrograd's first neuron (the others see nothing): so here too.
     for build in (lambda nn: nn.Neuron(2), lambda nn: nn.Layer(2, 3), lambda nn: nn.MLP(2, [3, 1])):

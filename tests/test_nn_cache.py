@@ -48,8 +48,9 @@ def outcome(model: Any, x: Any) -> Any:
     return out.data
 
 
-def assert_change_is_seen(ours: Any, theirs: Any, change: Callable[[Any, type, Any], Any],
-                          seed: int = 100, x: Any = X) -> None:
+def assert_change_is_seen(
+    ours: Any, theirs: Any, change: Callable[[Any, type, Any], Any], seed: int = 100, x: Any = X
+) -> None:
     assert outcome(ours, x) == outcome(theirs, x)  # the plan is made and used
     assert outcome(ours, x) == outcome(theirs, x)
     before = outcome(theirs, x)
@@ -60,7 +61,7 @@ def assert_change_is_seen(ours: Any, theirs: Any, change: Callable[[Any, type, A
     assert after != before, "the change must show in micrograd's output"
     assert outcome(ours, x) == after
     assert outcome(ours, x) == after  # and again, from a new plan
-    for (nn, V), model in zip(ENGINES, (ours, theirs)):  # the new plan reads the new weights
+    for model in (ours, theirs):  # the new plan reads the new weights
         for p in model.parameters() if not isinstance(after, type) else []:
             p.data = p.data * 1.5 + 0.25
     assert outcome(ours, x) == outcome(theirs, x)
@@ -71,6 +72,7 @@ def mlp(nn: Any, V: type) -> Any:
 
 
 # -- every mutator of the three lists, against micrograd ----------------------------------------
+
 
 def first_w(m: Any) -> list:
     return m.layers[0].neurons[1].w
@@ -156,11 +158,15 @@ def test_every_mutator_of_an_mlps_layers(change: Callable) -> None:
     assert_change_is_seen(*twins(mlp), change)
 
 
-@pytest.mark.parametrize("change", [
-    lambda nn, V, layer: layer.neurons[0].w.append(V(0.5)),
-    lambda nn, V, layer: layer.neurons.reverse(),
-    lambda nn, V, layer: setattr(layer.neurons[2], "b", V(-3.0)),
-], ids=["w.append", "neurons.reverse()", "b = Value"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda nn, V, layer: layer.neurons[0].w.append(V(0.5)),
+        lambda nn, V, layer: layer.neurons.reverse(),
+        lambda nn, V, layer: setattr(layer.neurons[2], "b", V(-3.0)),
+    ],
+    ids=["w.append", "neurons.reverse()", "b = Value"],
+)
 def test_a_layer_called_alone_sees_changes_too(change: Callable) -> None:
     assert_change_is_seen(*twins(lambda nn, V: nn.Layer(3, 3, nonlin=False)), change)
 
@@ -174,28 +180,35 @@ def test_a_neuron_called_alone_sees_changes_too() -> None:
 
 # -- attributes changed around __setattr__ --------------------------------------------------------
 
+
 def a_neuron(m: Any) -> Any:
     return m.layers[2].neurons[1]
 
 
 ATTRIBUTE_CHANGES: dict[str, Callable[[Any, type, Any], Any]] = {
     "__dict__.update(nonlin=True)": lambda nn, V, m: a_neuron(m).__dict__.update(nonlin=True),
-    "hidden __dict__.update(nonlin=False)":
-        lambda nn, V, m: m.layers[0].neurons[0].__dict__.update(nonlin=False),
+    "hidden __dict__.update(nonlin=False)": lambda nn, V, m: (
+        m.layers[0].neurons[0].__dict__.update(nonlin=False)
+    ),
     "vars(n)['b'] = Value(100.0)": lambda nn, V, m: vars(a_neuron(m)).__setitem__("b", V(100.0)),
     "object.__setattr__(n, 'b')": lambda nn, V, m: object.__setattr__(a_neuron(m), "b", V(-7.0)),
     "n.b = Value": lambda nn, V, m: setattr(a_neuron(m), "b", V(1.0)),
-    "n.w = new list": lambda nn, V, m: setattr(m.layers[1].neurons[0], "w",
-                                               [V(0.5), V(-0.25), V(2.0), V(1.0)]),
-    "layer.neurons = new list": lambda nn, V, m: setattr(m.layers[2], "neurons",
-                                                         [nn.Neuron(4, nonlin=False)]),
+    "n.w = new list": lambda nn, V, m: setattr(
+        m.layers[1].neurons[0], "w", [V(0.5), V(-0.25), V(2.0), V(1.0)]
+    ),
+    "layer.neurons = new list": lambda nn, V, m: setattr(
+        m.layers[2], "neurons", [nn.Neuron(4, nonlin=False)]
+    ),
     "m.layers = new list": lambda nn, V, m: setattr(m, "layers", m.layers[:2]),
     "vars(layer)['neurons'] = list": lambda nn, V, m: vars(m.layers[1]).__setitem__(
-        "neurons", m.layers[1].neurons[::-1]),
+        "neurons", m.layers[1].neurons[::-1]
+    ),
     "n.__dict__ = other dict": lambda nn, V, m: setattr(
-        a_neuron(m), "__dict__", {"w": [V(1.0)] * 4, "b": V(0.5), "nonlin": False}),
+        a_neuron(m), "__dict__", {"w": [V(1.0)] * 4, "b": V(0.5), "nonlin": False}
+    ),
     "n.w = numpy array": lambda nn, V, m: setattr(
-        m.layers[1].neurons[0], "w", np.array([V(0.5), V(-0.25), V(2.0), V(1.0)], dtype=object)),
+        m.layers[1].neurons[0], "w", np.array([V(0.5), V(-0.25), V(2.0), V(1.0)], dtype=object)
+    ),
     "vars(n).pop('nonlin')": lambda nn, V, m: vars(m.layers[0].neurons[0]).pop("nonlin"),
 }
 
@@ -216,10 +229,12 @@ def test_a_subclass_whose_setattr_goes_straight_to_object() -> None:
         return m
 
     ours, theirs = twins(build)
-    assert_change_is_seen(ours, theirs, lambda nn, V, m: setattr(
-        m.layers[1].neurons[2], "b", V(-50.0)))
-    assert_change_is_seen(ours, theirs, lambda nn, V, m: setattr(
-        m.layers[1].neurons[2], "nonlin", False))
+    assert_change_is_seen(
+        ours, theirs, lambda nn, V, m: setattr(m.layers[1].neurons[2], "b", V(-50.0))
+    )
+    assert_change_is_seen(
+        ours, theirs, lambda nn, V, m: setattr(m.layers[1].neurons[2], "nonlin", False)
+    )
 
 
 def test_rollback_by_updating_dict_with_a_deep_copy() -> None:
@@ -277,11 +292,13 @@ def test_class_changes_are_seen() -> None:
 
 # -- shapes mg_mlp cannot take, and shared parts -------------------------------------------------
 
+
 @pytest.mark.parametrize("layer, width", [(0, 2), (0, 5), (1, 3), (1, 6), (2, 1)])
 def test_neurons_of_unequal_width_in_one_layer(layer: int, width: int) -> None:
     """mg_mlp gives every neuron of a layer the same number of weights: a plan packing them as
     equal would read past the parameter array (tests/c and .ci/sanitize.sh run this under
     ASan)."""
+
     def build(nn: Any, V: type) -> Any:
         m = nn.MLP(3, [4, 4, 2])
         m.layers[layer].neurons[-1].w = [V(random.uniform(-1, 1)) for _ in range(width)]
@@ -291,8 +308,13 @@ def test_neurons_of_unequal_width_in_one_layer(layer: int, width: int) -> None:
     for x in (X, X[:3]):
         assert outcome(ours, x) == outcome(theirs, x)
     ours, theirs = twins(mlp)  # and made unequal after the first call
-    assert_change_is_seen(ours, theirs, lambda nn, V, m: setattr(
-        m.layers[layer].neurons[-1], "w", [V(0.25 * k - 1) for k in range(width)]))
+    assert_change_is_seen(
+        ours,
+        theirs,
+        lambda nn, V, m: setattr(
+            m.layers[layer].neurons[-1], "w", [V(0.25 * k - 1) for k in range(width)]
+        ),
+    )
 
 
 def test_tied_neurons_and_weights() -> None:
@@ -357,12 +379,16 @@ def test_mlp_of_no_layers_hands_back_its_input() -> None:
 
 # -- the plan is outside the model, and one model's change leaves the others' plans -------------
 
+
 def test_model_state_copies_after_a_call() -> None:
     model = C.MLP(2, [3, 1])
     out = model([0.5, -0.5]).data
     state = copy.deepcopy(model.__dict__)  # no C arrays in there to trip deepcopy
-    assert set(state) == {"layers"} and set(vars(model.layers[0].neurons[0])) == {"w", "b",
-                                                                                   "nonlin"}
+    assert set(state) == {"layers"} and set(vars(model.layers[0].neurons[0])) == {
+        "w",
+        "b",
+        "nonlin",
+    }
     clone = pickle.loads(pickle.dumps(model))
     assert clone([0.5, -0.5]).data == out
     assert type(model.layers) is list and type(model.layers[0].neurons[0].w) is list

@@ -4,9 +4,9 @@ what Value's own operators give, and what micrograd gives: signed zeros, NaN, in
 import math
 
 import pytest
-
 from micrograd.nn import Layer as MLayer
 from micrograd.nn import Neuron as MNeuron
+
 from micrograd_c.engine import Value
 from micrograd_c.nn import Layer, Neuron
 

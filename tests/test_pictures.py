@@ -26,8 +26,12 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def points(count: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.concatenate([rng.uniform(-3, 3, (count, 2)),  # the demo's mesh covers (-2..3)^2
-                           [[0.0, 0.0], [1e-300, -1e300], [-0.0, 2.5]]])
+    return np.concatenate(
+        [
+            rng.uniform(-3, 3, (count, 2)),  # the demo's mesh covers (-2..3)^2
+            [[0.0, 0.0], [1e-300, -1e300], [-0.0, 2.5]],
+        ]
+    )
 
 
 def test_mesh_scores_are_the_trained_models_scores_bit_for_bit() -> None:
@@ -58,8 +62,11 @@ def readme_pictures() -> list[str]:
 
 def test_readme_shows_the_pictures_that_make_pictures_draws() -> None:
     pictures = runpy.run_path(str(ROOT / "docs" / "make_pictures.py"))["PICTURES"]
-    assert sorted(readme_pictures()) == sorted(pictures) == [
-        "docs/digits.png", "docs/moons.png", "docs/neuron.svg"]
+    assert (
+        sorted(readme_pictures())
+        == sorted(pictures)
+        == ["docs/digits.png", "docs/moons.png", "docs/neuron.svg"]
+    )
     assert "python docs/make_pictures.py" in (ROOT / "README.md").read_text()
     for picture, args in pictures.items():
         assert picture in args  # each command writes its picture where the README shows it

@@ -5,8 +5,8 @@ import math
 import sys
 
 import pytest
-
 from micrograd.engine import Value as MValue
+
 from micrograd_c.engine import Value
 
 

@@ -134,7 +134,8 @@ def reference_trace(root: Any) -> tuple[set[Any], set[tuple[Any, Any]]]:
 
 def record(v: Any) -> str:
     """The lecture's record text for v."""
-    return "{ %s | data %.4f | grad %.4f }" % (getattr(v, "label", ""), v.data, v.grad)
+    # (UP031: the lecture's own %-format, copied as the lecture writes it.)
+    return "{ %s | data %.4f | grad %.4f }" % (getattr(v, "label", ""), v.data, v.grad)  # noqa: UP031
 
 
 def key(v: Any) -> tuple[str, float]:
@@ -166,7 +167,7 @@ def parse(dot: graphviz.Digraph) -> tuple[dict[str, str], dict[str, str], list[t
 
 
 def label_of(record_text: str) -> str:
-    return record_text.split(" | ")[0][len("{ "):]
+    return record_text.split(" | ")[0][len("{ ") :]
 
 
 def drawn_edges(dot: graphviz.Digraph) -> Counter[tuple[str, str]]:
@@ -210,7 +211,8 @@ OPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 steps = st.lists(
     st.tuples(st.sampled_from(sorted(OPS)), st.integers(0, 10**6), st.integers(0, 10**6)),
-    min_size=1, max_size=8,  # few enough squarings that nothing overflows
+    min_size=1,
+    max_size=8,  # few enough squarings that nothing overflows
 )
 
 
@@ -263,8 +265,12 @@ def test_trace_finds_the_callers_values() -> None:
     a, b = micrograd_c.engine.Value(2.0), micrograd_c.engine.Value(-3.0)
     nodes, edges = trace(a * b + a)
     assert a in nodes and b in nodes
-    assert {(c.data, p.data) for c, p in edges} == {(2.0, -6.0), (-3.0, -6.0), (-6.0, -4.0),
-                                                    (2.0, -4.0)}
+    assert {(c.data, p.data) for c, p in edges} == {
+        (2.0, -6.0),
+        (-3.0, -6.0),
+        (-6.0, -4.0),
+        (2.0, -4.0),
+    }
 
 
 def test_trace_of_a_leaf() -> None:
@@ -396,14 +402,20 @@ def test_draw_dot_without_graphviz(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_draw_dot_renders_to_svg() -> None:
     if shutil.which("dot") is None:
-        pytest.fail("Graphviz's dot program is missing: apt-get install graphviz "
-                    "(or brew install graphviz) to run the rendering tests")
+        pytest.fail(
+            "Graphviz's dot program is missing: apt-get install graphviz "
+            "(or brew install graphviz) to run the rendering tests"
+        )
     out = lecture_neuron(micrograd_c.engine.Value)
     out.backward()
     svg = draw_dot(out).pipe(format="svg")
     assert isinstance(svg, bytes) and (svg.startswith(b"<?xml") or b"<svg" in svg)
-    for text in (b">x1*w1 + x2*w2</text>", b">tanh</text>", b">grad 1.0000</text>",
-                 b">data 0.7071</text>"):
+    for text in (
+        b">x1*w1 + x2*w2</text>",
+        b">tanh</text>",
+        b">grad 1.0000</text>",
+        b">data 0.7071</text>",
+    ):
         assert text in svg
 
 

@@ -141,8 +141,10 @@ MUTANTS = [
     Mutant(
         "rsub-operands-swapped",
         "micrograd_c/engine.py",
-        "    def __rsub__(self, other: Number) -> Value:  # other - self\n        return other + (-self)",
-        "    def __rsub__(self, other: Number) -> Value:  # other - self\n        return self + (-other)",
+        "    def __rsub__(self, other: Number) -> Value:  # other - self\n"
+        "        return other + (-self)",
+        "    def __rsub__(self, other: Number) -> Value:  # other - self\n"
+        "        return self + (-other)",
         "2 - v computes v - 2",
     ),
     Mutant(

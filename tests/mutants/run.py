@@ -36,9 +36,20 @@ from mutants import MUTANTS, Mutant  # noqa: E402
 # up to the first failure; then the rest of tests/, by name.
 PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
 LEFT_OUT = {"test_demo.py", "test_examples.py"}
-FIRST = ["test_api.py", "test_core.py", "test_handles.py", "test_fresh_arena.py",
-         "test_nn_edges.py", "test_errors.py", "test_golden.py", "test_tanh_exp.py",
-         "test_nn.py", "test_viz.py", "test_bad_input.py", "test_differential.py"]
+FIRST = [
+    "test_api.py",
+    "test_core.py",
+    "test_handles.py",
+    "test_fresh_arena.py",
+    "test_nn_edges.py",
+    "test_errors.py",
+    "test_golden.py",
+    "test_tanh_exp.py",
+    "test_nn.py",
+    "test_viz.py",
+    "test_bad_input.py",
+    "test_differential.py",
+]
 TIMEOUT = 1800  # seconds for one pytest run: a mutant that hangs the suite counts as caught
 
 
@@ -46,7 +57,9 @@ def copy_tree(dest: Path) -> None:
     """The files git knows of (tracked, or new and not ignored), as they are on disk now."""
     listing = subprocess.run(
         ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        check=True, capture_output=True).stdout
+        check=True,
+        capture_output=True,
+    ).stdout
     for name in filter(None, listing.decode().split("\0")):
         src = ROOT / name
         if src.is_file():  # (a file deleted but not yet committed is listed too)
@@ -63,10 +76,13 @@ def build(tree: Path) -> None:
     (out / "csrc").symlink_to(tree / "csrc")
     for old in (tree / "micrograd_c").glob("_graph*.so"):
         old.unlink()
-    script = ("import sys; sys.path.insert(0, sys.argv[1]); import build_ffi; "
-              "print(build_ffi.ffibuilder.compile(tmpdir='.'))")
-    done = subprocess.run([sys.executable, "-c", script, str(tree)], cwd=out,
-                          capture_output=True, text=True)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import build_ffi; "
+        "print(build_ffi.ffibuilder.compile(tmpdir='.'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tree)], cwd=out, capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the extension did not build:\n{done.stdout}\n{done.stderr}")
     so = Path(out / done.stdout.strip().splitlines()[-1])
@@ -76,8 +92,11 @@ def build(tree: Path) -> None:
 def test_files(tree: Path) -> list[str]:
     """The suite's files, FIRST first (given a directory, pytest would sort them by name)."""
     names = [name for name in FIRST if (tree / "tests" / name).exists()]
-    names += sorted(p.name for p in (tree / "tests").glob("test_*.py")
-                    if p.name not in names and p.name not in LEFT_OUT)
+    names += sorted(
+        p.name
+        for p in (tree / "tests").glob("test_*.py")
+        if p.name not in names and p.name not in LEFT_OUT
+    )
     return [f"tests/{name}" for name in names]
 
 
@@ -85,15 +104,23 @@ def run_pytest(tree: Path) -> tuple[bool, str]:
     """(passed, what failed first)."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     try:
-        done = subprocess.run([sys.executable, "-m", "pytest", *PYTEST_ARGS, *test_files(tree)],
-                              cwd=tree, env=env,
-                              capture_output=True, text=True, timeout=TIMEOUT)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *PYTEST_ARGS, *test_files(tree)],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
     except subprocess.TimeoutExpired:
         return False, f"pytest timed out after {TIMEOUT} s"
     if done.returncode == 0:
         return True, ""
-    failed = [line.split(" - ")[0] for line in done.stdout.splitlines()
-              if line.startswith(("FAILED ", "ERROR "))]
+    failed = [
+        line.split(" - ")[0]
+        for line in done.stdout.splitlines()
+        if line.startswith(("FAILED ", "ERROR "))
+    ]
     if failed:
         return False, failed[0]
     tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
@@ -101,8 +128,13 @@ def run_pytest(tree: Path) -> tuple[bool, str]:
 
 
 def run_c_drivers(tree: Path) -> tuple[bool, str]:
-    done = subprocess.run(["bash", str(tree / "tests" / "c" / "run.sh")], cwd=tree,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(
+        ["bash", str(tree / "tests" / "c" / "run.sh")],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     if done.returncode == 0:
         return True, ""
     lines = (done.stdout + done.stderr).strip().splitlines()
@@ -116,7 +148,8 @@ def mutated(text: str, mutant: Mutant) -> str:
     if count != 1:
         raise LookupError(
             f"mutant {mutant.name}: its snippet occurs {count} times in {mutant.path}, not once; "
-            f"the code moved: update tests/mutants/mutants.py\n{mutant.snippet}")
+            f"the code moved: update tests/mutants/mutants.py\n{mutant.snippet}"
+        )
     return text.replace(mutant.snippet, mutant.replacement)
 
 
@@ -152,11 +185,18 @@ def main() -> int:
         build(tree)
         check = subprocess.run(
             [sys.executable, "-c", "import micrograd_c._graph as g; print(g.__file__)"],
-            cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)), capture_output=True, text=True)
+            cwd=tree,
+            env=dict(os.environ, PYTHONPATH=str(tree)),
+            capture_output=True,
+            text=True,
+        )
         if not check.stdout.startswith(str(tree)):
             raise SystemExit(f"the scratch copy's extension is not the one imported: {check}")
         t = time.monotonic()
-        for name, (ok, failure) in (("pytest", run_pytest(tree)), ("C drivers", run_c_drivers(tree))):
+        for name, (ok, failure) in (
+            ("pytest", run_pytest(tree)),
+            ("C drivers", run_c_drivers(tree)),
+        ):
             if not ok:
                 raise SystemExit(f"the unmutated tree fails its {name} ({failure}): fix that first")
         print(f"unmutated tree: suite and C drivers pass ({time.monotonic() - t:.0f} s)")
