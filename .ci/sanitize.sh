@@ -7,7 +7,9 @@
 #          .ci/sanitize.sh c                the C drivers only
 #          .ci/sanitize.sh python [ARGS]    the Python suite only; ARGS go to pytest instead of
 #                                           the default: tests -q -x -p no:cacheprovider
-#   e.g.   .ci/sanitize.sh python tests -q -x -p no:cacheprovider -m "not slow"
+#                                           -m "not slow" (the stress tests repeat, at size,
+#                                           paths the rest reach; the plain run has them)
+#   e.g.   .ci/sanitize.sh python tests/test_memory.py -q
 #
 # An editable install compiles the extension inside the source tree, and an ASan build there
 # would break the normal one (it loads only with libasan preloaded).  So the tree, uncommitted
@@ -75,7 +77,7 @@ done
 # MICROGRAD_C_SANITIZED=1 tells tests that measure the process's memory (RSS) that ASan keeps
 # freed memory in quarantine and adds shadow memory, so such numbers mean nothing here.
 echo "== Python suite under ASan/UBSan"
-[ $# -gt 0 ] || set -- tests -q -x -p no:cacheprovider
+[ $# -gt 0 ] || set -- tests -q -x -p no:cacheprovider -m "not slow"
 rm -f "$work"/sanitizer.*
 status=0
 (

@@ -399,6 +399,7 @@ def check_program(program: list[tuple[Any, ...]]) -> None:
                 )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs())
 def test_held_values_see_the_same_graph_whatever_was_dropped(program):
@@ -449,6 +450,7 @@ def random_program(seed: int, steps: int) -> list[tuple[Any, ...]]:
     return program + [("gc",), ("collect",)] + [("observe", i) for i in range(size)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(3))
 def test_long_programs_with_drops_and_collections(arena, seed):
     check_program(random_program(seed, 3000))

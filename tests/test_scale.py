@@ -42,6 +42,7 @@ def test_ten_million_deep_chain(settled):
     assert w.grad == float(n)
 
 
+@pytest.mark.slow
 def test_sum_of_a_million_values(settled):
     n = 1_000_000
     values = [Value(float(i)) for i in range(n)]
