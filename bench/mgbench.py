@@ -8,8 +8,11 @@ Nothing here times anything: test_bench.py does, and report.py turns the timings
 from __future__ import annotations
 
 import gc
+import json
 import os
 import random
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -367,6 +370,26 @@ def arena() -> dict[str, int]:
         "resizes": lib.mg_arena_resizes(),
         "reclaim_ns": lib.mg_reclaim_nanoseconds(),
     }
+
+
+def training_memory_fresh(samples: int, warmup: int, steps: int) -> dict[str, Any]:
+    """training_memory in a new process: the arena as a program that only trains has it.  (In
+    this process the earlier cases held up to a million Values at once, and the handle table,
+    12 bytes a slot, keeps the size of the most Values ever alive together.)"""
+    code = (
+        "import json, sys, mgbench\n"
+        "moons = mgbench.Moons(mgbench.ENGINES['micrograd_c'], int(sys.argv[1]))\n"
+        "print(json.dumps(mgbench.training_memory(moons, int(sys.argv[2]), int(sys.argv[3]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(samples), str(warmup), str(steps)],
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def training_memory(moons: Moons, warmup: int, steps: int) -> dict[str, Any]:

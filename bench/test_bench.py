@@ -43,7 +43,7 @@ from mgbench import (
     op_fingerprint,
     rss_bytes,
     traced,
-    training_memory,
+    training_memory_fresh,
     wide_fingerprint,
     wide_graph,
 )
@@ -288,7 +288,7 @@ def test_memory_moons_graph(
     )
     del total_loss
     if engine.name == "micrograd_c":
-        loop = training_memory(Moons(engine, sizes.moons), *sizes.memory_steps)
+        loop = training_memory_fresh(sizes.moons, *sizes.memory_steps)
         assert loop["peak_live"] == nodes
         info.update(
             loop,
