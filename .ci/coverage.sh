@@ -37,9 +37,10 @@ import sys, sysconfig
 import build_ffi
 build_ffi.ffibuilder.emit_c_code(sys.argv[1])
 print(sysconfig.get_config_var("EXT_SUFFIX"), sysconfig.get_paths()["include"],
-      " ".join(build_ffi.extra_compile_args()))
+      " ".join(build_ffi.extra_compile_args(build_ffi.FAMILY)))
 EOF
 )
+[ -n "${std_flags:-}" ] || { echo "coverage.sh: could not read build_ffi.py's flags (see above)" >&2; exit 1; }
 {
     # shellcheck disable=SC2086  # std_flags is a list of flags
     gcc $std_flags "${cflags[@]}" -I"$include" -I"$src/csrc" -c "$obj/ext/_graph.c" -o "$obj/ext/_graph.o"

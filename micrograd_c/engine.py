@@ -159,7 +159,7 @@ if hasattr(signal, "pthread_kill"):
         signal.pthread_kill,
         (threading.main_thread().ident, signal.SIGINT),
     )
-else:  # Windows
+else:  # Windows  # pragma: no cover (no pthread_kill there; CI runs on Linux)
     _redeliver = functools.partial(_thread.start_new_thread, _thread.interrupt_main, ())
 
 

@@ -6,12 +6,18 @@
  * (which is the arena's index order: compaction keeps order), with its data, grad, op, parents,
  * texts and the handle and references the harness owns.  After every call it checks that
  *   - a call given a handle the model says is not live (a released one, a next generation of a
- *     live slot, a slot never issued, a negative number) refused it and changed nothing;
+ *     live slot, a slot never issued, a negative, fractional, NaN or too large number) refused
+ *     it and changed nothing;
  *   - every handle C hands out is the node's one handle when the node has one, and otherwise a
  *     handle never issued before (its slot's generation moved on);
  *   - every held node's data, grad and op are the model's, and the live handle count is;
  *   - backward and local backward give the model's grads, computed by micrograd's formulas in
  *     the arena's order (so equal bit for bit), and the same status when a pow's backward fails;
+ *   - forward recomputes the data of the op nodes a root reaches, oldest first, by the same
+ *     formulas from the leaves' data, zeroes their grads, and on an op's error leaves NaN in it
+ *     and every later one with the status building it gives;
+ *   - reclaim_unowned sets each live handle's owner count to its appearances in the list it is
+ *     given and frees exactly the handles that do not appear;
  *   - status codes are the model's: bad handles and arguments, the node limit (the model knows
  *     how many nodes are live), pow/exp range errors;
  *   - after a collection the arena holds exactly the nodes held handles reach, and the graph
@@ -49,6 +55,11 @@
 #define NONE (-1)
 #define LIMIT_MAX INT64_C(2147483647)
 #define SLOTS_TRACKED 65536 /* handle slots whose last generation the model remembers */
+#define MAX_OWNED 512      /* entries of the owner list given to mg_reclaim_unowned */
+#define TWO_32 4294967296.0 /* a handle is generation * 2**32 + slot */
+#define TWO_53 9007199254740992.0 /* every handle is below */
+#define MAX_GENERATION 0x1fffff /* 2**21 - 1: a slot that reaches it is retired */
+#define DEFAULT_HEADROOM 250
 
 /* ---------------------------------------------------------------- failures --------------- */
 
@@ -70,6 +81,19 @@ static _Noreturn void broken(int line, const char *what) {
         if (actual_ != expected_) {                                                     \
             char what_[256];                                                            \
             snprintf(what_, sizeof what_, "%s is %lld, expected %lld", #actual, actual_, \
+                     expected_);                                                        \
+            broken(__LINE__, what_);                                                    \
+        }                                                                               \
+    } while (0)
+
+/* A call's result, a handle (a double) or a status of any integer type, is the expected one:
+ * compared as doubles, so that a NaN or huge handle cannot overflow an integer conversion. */
+#define CHECK_RESULT(actual, expected)                                                  \
+    do {                                                                                \
+        double actual_ = (double)(actual), expected_ = (double)(expected);              \
+        if (!(actual_ == expected_)) {                                                  \
+            char what_[256];                                                            \
+            snprintf(what_, sizeof what_, "%s is %.17g, expected %.17g", #actual, actual_, \
                      expected_);                                                        \
             broken(__LINE__, what_);                                                    \
         }                                                                               \
@@ -128,6 +152,7 @@ typedef struct {
     double data, grad;
     int32_t lhs, rhs; /* parents (model indices), NONE when absent; a POW's rhs is its exponent */
     uint8_t op;
+    double exponent_minus_one; /* a POW's: what mg_pow was given, its backward's a ** (e - 1) */
     mg_handle handle; /* the node's handle while the harness owns references to it, else NONE */
     uint32_t refs;    /* references the harness owns (mg_release_now drops one) */
     int32_t held_at;  /* position in M.held while refs > 0 */
@@ -176,10 +201,14 @@ static void adopt(int32_t s, mg_handle h) {
     Node *n = &M.node[s];
     CHECK(h >= 0);
     if (n->refs) {
-        CHECK_INT(h, n->handle); /* one handle per node */
+        CHECK_RESULT(h, n->handle); /* one handle per node */
     } else {
         CHECK_INT(node_of(h), NONE); /* not some other node's handle */
-        uint32_t slot = (uint32_t)(h & 0xffffffff), generation = (uint32_t)(h >> 32);
+        /* A whole number below 2**53 whose generation a slot can have. */
+        CHECK(h < TWO_53 && h == (double)(uint64_t)h);
+        uint32_t slot = (uint32_t)((uint64_t)h & 0xffffffff);
+        uint32_t generation = (uint32_t)((uint64_t)h >> 32);
+        CHECK(generation < MAX_GENERATION);
         if (slot < SLOTS_TRACKED) {
             /* A slot is reissued only after its handle was released: a newer generation. */
             if (M.slot_seen[slot]) CHECK(generation > M.last_generation[slot]);
@@ -203,6 +232,12 @@ static void drop(int32_t s) {
     M.node[last].held_at = n->held_at;
     n->handle = NONE;
     n->held_at = NONE;
+}
+
+/* Every reference to node s is gone (C freed its handle). */
+static void drop_all(int32_t s) {
+    M.node[s].refs = 1;
+    drop(s);
 }
 
 /* The parents a node shows (mg_parents, mg_trace): a POW's exponent is hidden. */
@@ -286,9 +321,9 @@ static int32_t ref_local_backward(int32_t i) {
         b->grad += a->data * g;
         return MG_OK;
     case MG_POW:
-    case MG_POWI: {
+    case MG_POWI: { /* e - 1 as mg_pow was given it (Python's float(e - 1)) */
         double e = b->data, p;
-        int32_t status = ref_pow(a->data, e - 1.0, &p);
+        int32_t status = ref_pow(a->data, n->exponent_minus_one, &p);
         if (status) return status;
         a->grad += (e * p) * g;
         return MG_OK;
@@ -310,6 +345,29 @@ static int32_t ref_backward(int32_t root) {
         if (status) return status;
     }
     return MG_OK;
+}
+
+/* Value.forward() as graph.c documents it: the op nodes root reaches, oldest first, get their
+ * data again from their parents' by the formulas that built them, and a grad of 0; leaves and
+ * hand-built nodes keep both.  From the first op that fails on, the reached ops hold NaN. */
+static int32_t ref_forward(int32_t root) {
+    sweep_from(root);
+    int32_t status = MG_OK;
+    for (int32_t i = 0; i <= root; i++) {
+        Node *n = &M.node[i];
+        if (!reached[i] || n->op == MG_LEAF || n->op == MG_CUSTOM) continue;
+        n->grad = 0.0;
+        double x = M.node[n->lhs].data, out = 0.0;
+        if (!status) {
+            switch (n->op) {
+            case MG_ADD: out = x + M.node[n->rhs].data; break;
+            case MG_MUL: out = x * M.node[n->rhs].data; break;
+            default: status = ref_unary(n->op, x, n->rhs == NONE ? 0.0 : M.node[n->rhs].data, &out);
+            }
+        }
+        n->data = status ? NAN : out;
+    }
+    return status;
 }
 
 /* ---------------------------------------------------------------- checks ----------------- */
@@ -371,37 +429,49 @@ static void check_graph_behind(int32_t root) { check_trace(root, MAX_NODES); }
 
 /* ---------------------------------------------------------------- handles from the input -- */
 
+/* A live handle of the model's, chosen by b (NONE when none is held). */
+static mg_handle held_handle(uint8_t b) {
+    return M.nheld ? M.node[M.held[b % M.nheld]].handle : NONE;
+}
+
 /* A handle the model says is not live, of one of several kinds. */
 static mg_handle bad_handle(uint8_t b) {
-    switch (b % 8) {
-    case 0:
-        if (M.ndead) return M.dead[(b / 8) % (M.ndead < MAX_DEAD ? M.ndead : MAX_DEAD)];
-        return -1;                                   /* stale, once one was released */
+    mg_handle live = held_handle(b / 16);
+    switch (b % 16) {
+    case 0:                                          /* stale, once one was released */
+        if (M.ndead) return M.dead[(b / 16) % (M.ndead < MAX_DEAD ? M.ndead : MAX_DEAD)];
+        return -1;
     case 1: return -1;
-    case 2: return INT64_MIN;
-    case 3: return INT64_MAX;
+    case 2: return -TWO_53;
+    case 3: return TWO_53;                           /* the first number beyond every handle */
     case 4: return MG_ERR_BAD_HANDLE;
-    case 5:                                          /* the next generation of a live slot */
-        if (M.nheld) return M.node[M.held[(b / 8) % M.nheld]].handle + (INT64_C(1) << 32);
-        return (mg_handle)1 << 32;
+    case 5: return live >= 0 ? live + TWO_32 : TWO_32; /* the next generation of a live slot */
     case 6: return 0xfffff0;                         /* a slot never issued */
-    default: return (mg_handle)0x7ffffff0 << 32;     /* slot 0, a generation never reached */
+    case 7: return (MAX_GENERATION - 1) * TWO_32;    /* slot 0, a generation never reached */
+    case 8: return live >= 0 ? live + 0.5 : 0.5;     /* not a whole number */
+    case 9: return live >= 0 ? nextafter(live, INFINITY) : 4.9e-324;
+    case 10: return NAN;
+    case 11: return INFINITY;
+    case 12: return -INFINITY;
+    case 13: return live >= 0 ? live + TWO_53 : 2 * TWO_53; /* a live slot, beyond 2**53 */
+    case 14: return live >= 0 ? -live - 1.0 : -0.5;
+    default: return MAX_GENERATION * TWO_32;         /* slot 0, the retired generation */
     }
 }
 
 /* Mostly a held handle; sometimes (and always when none is held) a bad one. */
 static mg_handle pick(Bytes *in) {
     uint8_t b = byte(in);
-    if (M.nheld && b < 0xe0) return M.node[M.held[b % M.nheld]].handle;
-    return bad_handle(b);
+    if (M.nheld && b < 0xe0) return held_handle(b);
+    return bad_handle(byte(in));
 }
 
 /* A call the model says must fail: it returned `status`, and the call ends here (that it
  * changed nothing, the invariants after the call check). */
-#define RETURN_REFUSED(result, status)   \
-    do {                                 \
-        CHECK_INT((result), (status));   \
-        return;                          \
+#define RETURN_REFUSED(result, status)    \
+    do {                                  \
+        CHECK_RESULT((result), (status)); \
+        return;                           \
     } while (0)
 
 /* ---------------------------------------------------------------- the calls -------------- */
@@ -441,13 +511,17 @@ static void call_mul_const(Bytes *in) { binary(in, MG_MUL, true); }
 
 static void unary(Bytes *in, uint8_t op) {
     mg_handle a = pick(in);
-    double exponent = 0.0;
+    double exponent = 0.0, exponent_minus_one = 0.0;
     bool is_pow = op == MG_POW;
     if (is_pow) {
         exponent = number(in);
-        if (byte(in) & 1) op = MG_POWI;
+        uint8_t b = byte(in);
+        if (b & 1) op = MG_POWI;
+        /* Mostly e - 1; sometimes another number, as Python's float(e - 1) is for an int e
+         * beyond 2**53: the backward must use the one given. */
+        exponent_minus_one = b & 2 ? number(in) : exponent - 1.0;
     }
-    mg_handle h = is_pow ? mg_pow(a, exponent, op == MG_POWI)
+    mg_handle h = is_pow ? mg_pow(a, exponent, exponent_minus_one, op == MG_POWI)
                 : op == MG_RELU ? mg_relu(a)
                 : op == MG_TANH ? mg_tanh(a)
                                 : mg_exp(a);
@@ -458,7 +532,9 @@ static void unary(Bytes *in, uint8_t op) {
     if (!expected) expected = ref_unary(op, M.node[x].data, exponent, &out);
     if (expected) RETURN_REFUSED(h, expected);
     int32_t e = is_pow ? push(MG_LEAF, exponent, NONE, NONE) : NONE;
-    made(push(op, out, x, e), h);
+    int32_t s = push(op, out, x, e);
+    M.node[s].exponent_minus_one = exponent_minus_one;
+    made(s, h);
     if (is_pow) CHECK_SAME(mg_exponent(h), exponent);
 }
 
@@ -507,7 +583,7 @@ static void call_mlp(Bytes *in) {
     double constants[MAX_WIDTH] = {0};
     for (int32_t k = 0; k < sizes[0]; k++) { /* a negative input stands for constants[k] */
         uint8_t b = byte(in);
-        inputs[k] = b & 1 ? (b & 2 ? -1 : INT64_MIN) : pick(in);
+        inputs[k] = b & 1 ? (b & 2 ? -1 : -INFINITY) : pick(in);
         constants[k] = number(in);
     }
     mg_handle params[MAX_LAYERS * (MAX_WIDTH + 1) * MAX_WIDTH];
@@ -532,11 +608,13 @@ static void call_mlp(Bytes *in) {
         nodes += ((l == 0 ? leaves : 0) + 2 * sizes[l] + nonlin[l]) * sizes[l + 1];
         if (nodes > M.limit) RETURN_REFUSED(status, MG_ERR_NODE_LIMIT);
     }
+    /* Room is made before the parameters are read (graph.c: a compaction moves nodes), so the
+     * node limit is reported before a bad parameter. */
+    int32_t expected = room_for(nodes);
+    if (expected) RETURN_REFUSED(status, expected);
     int32_t w[sizeof params / sizeof *params];
     for (int64_t k = 0; k < nparams; k++)
         if ((w[k] = node_of(params[k])) == NONE) RETURN_REFUSED(status, MG_ERR_BAD_HANDLE);
-    int32_t expected = room_for(nodes);
-    if (expected) RETURN_REFUSED(status, expected);
     CHECK_INT(status, MG_OK);
     const int32_t *weights = w;
     int32_t *layer_in = x, *layer_out = y;
@@ -569,7 +647,7 @@ static void call_retain(Bytes *in) {
     mg_handle result = mg_retain(h);
     int32_t s = node_of(h);
     if (s == NONE) RETURN_REFUSED(result, MG_ERR_BAD_HANDLE);
-    CHECK_INT(result, h);
+    CHECK_RESULT(result, h);
     adopt(s, h);
 }
 
@@ -741,12 +819,83 @@ static void call_set_node_limit(Bytes *in) {
     M.limit = limit;
 }
 
+/* The arena's counters: consistent with each other, and never going back. */
 static void call_introspect(Bytes *in) {
-    int32_t status = (int32_t)byte(in) % 12 - 10; /* -10..1: every status and some unknown */
-    const char *message = mg_status_message(status);
-    CHECK(message != NULL && message[0] != '\0');
+    (void)in;
+    static int64_t compactions, resizes, reclaim_ns; /* across inputs, as the arena's */
+    int64_t now_compactions = mg_compactions(), now_resizes = mg_arena_resizes();
+    int64_t now_reclaim_ns = mg_reclaim_nanoseconds();
+    CHECK(now_compactions >= compactions && now_resizes >= resizes && now_reclaim_ns >= reclaim_ns);
+    compactions = now_compactions, resizes = now_resizes, reclaim_ns = now_reclaim_ns;
     CHECK(mg_bytes_per_node() > 0);
+    CHECK(mg_arena_bytes() >= mg_capacity() * mg_bytes_per_node());
     CHECK(mg_node_count() >= live_nodes());
+}
+
+static void call_set_headroom(Bytes *in) {
+    static const int32_t percents[] = {150, 151, 250, 400, 1000, 149, 1001, 0, -1, INT32_MIN};
+    int32_t percent = percents[byte(in) % (sizeof percents / sizeof *percents)];
+    int32_t status = mg_set_headroom(percent);
+    if (percent < 150 || percent > 1000) RETURN_REFUSED(status, MG_ERR_BAD_ARGUMENT);
+    CHECK_INT(status, MG_OK);
+}
+
+static void call_forward(Bytes *in) {
+    mg_handle h = pick(in);
+    int32_t status = mg_forward(h);
+    int32_t s = node_of(h);
+    if (s == NONE) RETURN_REFUSED(status, MG_ERR_BAD_HANDLE);
+    CHECK_INT(status, ref_forward(s));
+    check_graph_behind(s); /* every node forward recomputed */
+}
+
+/* mg_reclaim_unowned with a list of owners made from the model's: each held node's handle
+ * listed as many times as the harness owns it, or fewer (down to none: freed), or more, with
+ * bad handles mixed in (they own nothing), or a negative count. */
+static void call_reclaim_unowned(Bytes *in) {
+    static mg_handle owned[MAX_OWNED];
+    static uint32_t owners[MAX_NODES];
+    uint8_t how = byte(in);
+    int64_t n = 0;
+    for (int32_t k = 0; k < M.nheld; k++) {
+        const Node *node = &M.node[M.held[k]];
+        uint32_t copies = node->refs;
+        if (how & 1) { /* each held node's count from the input: 0..refs+1 */
+            uint8_t b = byte(in);
+            copies = b < 0x80 ? node->refs : (uint32_t)(b % (node->refs + 2));
+        }
+        for (uint32_t c = 0; c < copies && n < MAX_OWNED; c++) owned[n++] = node->handle;
+    }
+    if (how & 2)
+        for (int32_t k = byte(in) % 4; k > 0 && n < MAX_OWNED; k--) owned[n++] = bad_handle(byte(in));
+    for (int64_t k = n - 1; k > 0 && (how & 4); k--) { /* shuffled: order must not matter */
+        int64_t j = byte(in) % (k + 1);
+        mg_handle t = owned[k];
+        owned[k] = owned[j];
+        owned[j] = t;
+    }
+    int64_t given = how % 32 == 31 ? -1 : n;
+    int64_t freed = mg_reclaim_unowned(owned, given);
+    if (given < 0) RETURN_REFUSED(freed, MG_ERR_BAD_ARGUMENT);
+
+    for (int32_t k = 0; k < M.nheld; k++) owners[M.held[k]] = 0;
+    for (int64_t k = 0; k < n; k++) {
+        int32_t s = node_of(owned[k]);
+        if (s != NONE) owners[s]++;
+    }
+    static int32_t gone[MAX_NODES];
+    int32_t ngone = 0;
+    for (int32_t k = 0; k < M.nheld; k++) {
+        int32_t s = M.held[k];
+        if (owners[s]) M.node[s].refs = owners[s];
+        else gone[ngone++] = s;
+    }
+    CHECK_INT(freed, ngone);
+    for (int32_t k = 0; k < ngone; k++) {
+        mg_handle h = M.node[gone[k]].handle;
+        drop_all(gone[k]);
+        CHECK(isnan(mg_data(h))); /* stale from now on */
+    }
 }
 
 typedef struct {
@@ -784,7 +933,10 @@ static const Call CALLS[] = {
     {"mg_set_text", call_set_text},
     {"mg_get_text", call_get_text},
     {"mg_set_node_limit", call_set_node_limit},
-    {"mg_status_message/mg_bytes_per_node/mg_node_count", call_introspect},
+    {"mg_compactions/mg_arena_resizes/mg_reclaim_nanoseconds/mg_arena_bytes", call_introspect},
+    {"mg_forward", call_forward},
+    {"mg_reclaim_unowned", call_reclaim_unowned},
+    {"mg_set_headroom", call_set_headroom},
 };
 
 #define NCALLS ((uint8_t)(sizeof CALLS / sizeof *CALLS))
@@ -806,6 +958,7 @@ static void finish(void) {
     CHECK_INT(mg_collect(), MG_OK);
     CHECK_INT(mg_node_count(), 0);
     CHECK_INT(mg_set_node_limit(LIMIT_MAX), MG_OK);
+    CHECK_INT(mg_set_headroom(DEFAULT_HEADROOM), MG_OK);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
