@@ -15,7 +15,7 @@
 # would break the normal one (it loads only with libasan preloaded).  So the tree, uncommitted
 # changes included, is copied to build/sanitize/src and built into its own venv,
 # build/sanitize/venv (kept between runs; SANITIZE_DIR moves both; SANITIZE_EXTRAS picks the
-# package extras installed there, dev by default).
+# package extras installed there, test by default: what the suite imports).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${SANITIZE_DIR:-$root/build/sanitize}"
@@ -47,12 +47,12 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # build_ffi.py appends these to the compile and link lines; pip's isolated build inherits them
 # (pip.log shows the gcc lines).  -fno-wrapv undoes the -fwrapv in Python's own CFLAGS, under
-# which UBSan cannot see a signed overflow (the C driver, built without it, does).  The [dev]
-# extras bring what the whole suite imports (the demo's and viz's dependencies too).
+# which UBSan cannot see a signed overflow (the C driver, built without it, does).  The [test]
+# extras bring what the whole suite imports (the demos' and viz's dependencies too).
 cflags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 cflags+=" -g -O1 -fno-wrapv"
 if ! MICROGRAD_C_CFLAGS="$cflags" MICROGRAD_C_LDFLAGS="-fsanitize=address,undefined" \
-     "$venv/bin/python" -m pip install -v -e "$src[${SANITIZE_EXTRAS:-dev}]" >"$work/pip.log" 2>&1; then
+     "$venv/bin/python" -m pip install -v -e "$src[${SANITIZE_EXTRAS:-test}]" >"$work/pip.log" 2>&1; then
     cat "$work/pip.log" >&2
     exit 1
 fi
