@@ -10,6 +10,7 @@ import copy
 import gc
 import math
 import random
+import signal
 import sys
 import time
 
@@ -86,8 +87,17 @@ def test_a_ctrl_c_raised_in_a_finalizer_comes_back_to_the_main_thread(monkeypatc
         def __del__(self):
             raise KeyboardInterrupt  # Python would print it as unraisable and go on
 
-    # pytest puts its own unraisable hook in place around each test: restore ours.
+    # pytest puts its own unraisable hook in place around each test: restore ours.  And Ctrl-C
+    # as a plain program has it (an earlier test's Jupyter client may have changed SIGINT's).
     monkeypatch.setattr(sys, "unraisablehook", engine._deliver_interrupt)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _finalizer_hands_back(Interrupting)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _finalizer_hands_back(Interrupting: type[Value]) -> None:
     gc.collect()
     base = lib.mg_handle_count()
     caught = False
