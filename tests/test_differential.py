@@ -393,6 +393,7 @@ def test_small_programs_same_as_micrograd(program):
     check_program(program)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(programs(40, 150))
 def test_long_programs_same_as_micrograd(program):

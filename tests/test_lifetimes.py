@@ -356,6 +356,7 @@ def check_program(program: list[tuple[Any, ...]]) -> None:
                     grad, m_grad, bound)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs())
 def test_held_values_see_the_same_graph_whatever_was_dropped(program):

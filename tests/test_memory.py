@@ -40,6 +40,7 @@ def build_and_drop(steps=16_384):
     return x0.grad
 
 
+@pytest.mark.slow
 def test_build_and_drop_a_66k_node_graph_200_times(settled):
     iterations, warmup = 200, 20
     grads = {build_and_drop() for _ in range(warmup)}
@@ -58,6 +59,7 @@ def test_build_and_drop_a_66k_node_graph_200_times(settled):
     assert SANITIZED or grew < 4 * MB, f"RSS grew by {grew / MB:.1f} MB over {iterations} graphs"
 
 
+@pytest.mark.slow
 def test_moons_training_memory_is_flat_over_2000_steps(settled):
     """The moons demo's step (MLP(2, [16, 16, 1]), 100 points, ~66k nodes a step) 2,000 times:
     the arena (its bytes, not only its handles) and the process stay the same size once warm,

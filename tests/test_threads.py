@@ -8,6 +8,8 @@ import random
 import threading
 import time
 
+import pytest
+
 from micrograd_c._core import lib
 from micrograd_c.engine import Value
 
@@ -59,6 +61,7 @@ def run_in_threads(targets):
     return results
 
 
+@pytest.mark.slow
 def test_private_graphs_in_threads_equal_single_threaded_runs(settled):
     expected = [workload(seed) for seed in range(THREADS)]
     assert len({e[0] for e in expected}) == THREADS  # four different graphs
