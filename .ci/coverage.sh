@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Line coverage, with floors (95% by default; a figure under its floor fails the run):
-#   micrograd_c/   coverage.py, over the test suite that .ci/run runs as
-#                  `python -m coverage run -m pytest` (its data file, .coverage, is read here);
+#   micrograd_c/   coverage.py, over the test suite that .ci/run runs (but the stress tests) as
+#                  `python -m coverage run -m pytest -m "not slow"` (its .coverage is read here);
 #                  with no data file, the suite is run here first (-m "not slow": the stress
 #                  tests repeat, at size, paths the rest reach)
 #   csrc/graph.c   gcov (gcovr), over the C drivers (tests/c) and the fuzzer's committed corpus
