@@ -499,7 +499,9 @@ static uint32_t visible_rhs(uint32_t i) {
 static mg_handle make_leaf(double data) {
     int32_t status = reserve(1);
     if (status) return status;
-    return handle_for(push(MG_LEAF, data, NO_NODE, NO_NODE));
+    mg_handle h = handle_for(push(MG_LEAF, data, NO_NODE, NO_NODE));
+    if (h < 0) A.len--; /* undo: a failed call makes nothing */
+    return h;
 }
 
 /* a (op) b, where b is a handle or, when b_is_constant, a new leaf holding b_value. */
