@@ -23,11 +23,28 @@ from micrograd_c._core import lib
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP
 
-NOT_NUMBERS = ["1.5", b"1.5", bytearray(b"1"), None, [1.0], (1.0,), {}, {1.0}, object(), 1j]
+# numpy's strings (a column read with dtype=str) define __float__, which would parse them: they
+# are refused as text all the same, as micrograd's arithmetic refuses them.
+NOT_NUMBERS = [
+    "1.5",
+    b"1.5",
+    bytearray(b"1"),
+    np.str_("1.5"),
+    np.bytes_(b"1.5"),
+    None,
+    [1.0],
+    (1.0,),
+    {},
+    {1.0},
+    object(),
+    1j,
+]
 NOT_NUMBERS_IDS = [
     "str",
     "bytes",
     "bytearray",
+    "numpy.str_",
+    "numpy.bytes_",
     "None",
     "list",
     "tuple",
@@ -182,7 +199,11 @@ def test_arithmetic_with_a_non_number_is_micrograds_type_error(witness, op, bad)
 
 
 @pytest.mark.parametrize("op", BINARY.values(), ids=BINARY.keys())
-@pytest.mark.parametrize("bad", ["1.5", b"1", 1j], ids=["str", "bytes", "complex"])
+@pytest.mark.parametrize(
+    "bad",
+    ["1.5", b"1", np.str_("1.5"), np.bytes_(b"1"), 1j],
+    ids=["str", "bytes", "numpy.str_", "numpy.bytes_", "complex"],
+)
 def test_arithmetic_with_a_str_or_complex_is_a_type_error(witness, op, bad):
     # micrograd would make Value("1.5") or a complex Value; a Value here holds a real number.
     a, _, _ = witness

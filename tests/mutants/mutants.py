@@ -25,8 +25,8 @@ MUTANTS = [
     Mutant(
         "mlp-relu-forward-le",
         "csrc/graph.c",
-        "if (nonlin) acc = push(MG_RELU, A.data[acc] < 0 ? 0.0 : A.data[acc], acc, NO_NODE);",
-        "if (nonlin) acc = push(MG_RELU, A.data[acc] <= 0 ? 0.0 : A.data[acc], acc, NO_NODE);",
+        "        forward_of(MG_RELU, sum, 0.0, &out);\n",
+        "        out = sum <= 0 ? 0.0 : sum; /* mg_mlp's own ReLU, no longer forward_of's */\n",
         "an MLP's ReLU turns -0.0 into 0.0 where Value.relu keeps it",
     ),
     Mutant(
@@ -39,18 +39,18 @@ MUTANTS = [
     Mutant(
         "arena-lock-removed",
         "csrc/graph.c",
-        "        pthread_mutex_lock(&A.lock);   \\\n"
-        "        type result_ = (expr);         \\\n"
-        "        pthread_mutex_unlock(&A.lock); \\\n",
-        "        type result_ = (expr);         \\\n",
+        "        mg_lock_acquire(&A.lock);   \\\n"
+        "        type result_ = (expr);      \\\n"
+        "        mg_lock_release(&A.lock);   \\\n",
+        "        type result_ = (expr);      \\\n",
         "threads corrupt the arena",
     ),
     Mutant(
         "shrinking-removed",
         "csrc/graph.c",
-        "static void maybe_shrink(void) {\n",
-        "static void maybe_shrink(void) {\n    return;\n",
-        "memory never follows the live set down",
+        "    if ((uint64_t)sized_for(need) * 4 > A.cap) {",
+        "    if (true) { /* never oversized: never shrink */",
+        "memory never follows the live set down by itself (only mg_collect shrinks)",
     ),
     Mutant(
         "handle-slots-never-reused",
@@ -59,7 +59,43 @@ MUTANTS = [
         "",
         "the handle table grows with every Value ever made",
     ),
+    Mutant(
+        "fits-misses-a-changed-w-list",
+        "micrograd_c/nn.py",
+        "            if type(n) is not kind or n.w != w or n.b is not b or n.nonlin is not nonlin:",
+        "            if type(n) is not kind or n.b is not b or n.nonlin is not nonlin:",
+        "after n.w[0] = Value(5) or n.w.append(...) a Layer or MLP call gives stale outputs",
+    ),
+    Mutant(
+        "fits-misses-a-longer-neurons-list",
+        "micrograd_c/nn.py",
+        "if type(layer) is not kind or type(group) is not list or len(group) != len(parts):",
+        "if type(layer) is not kind or type(group) is not list:",
+        "after layer.neurons.append(...) or .extend(...) the call still gives the old outputs",
+    ),
+    Mutant(
+        "fits-misses-a-neurons-changed-w",
+        "micrograd_c/nn.py",
+        "return module.w == w and module.b is b and module.nonlin is nonlin",
+        "return module.b is b and module.nonlin is nonlin",
+        "after neuron.w[0] = Value(5) a Neuron call gives the old output",
+    ),
+    Mutant(
+        "unequal-widths-packed-as-equal",
+        "micrograd_c/nn.py",
+        "            if len(n.w) != (len(group[0].w) if width is None else width):\n"
+        "                return None\n",
+        "",
+        "a layer of neurons with unequal w lists is packed as equal: reads past the params",
+    ),
     # -- graph.c ---------------------------------------------------------------------------
+    Mutant(
+        "relu-forward-le",
+        "csrc/graph.c",
+        "        *out = x < 0 ? 0.0 : x;",
+        "        *out = x <= 0 ? 0.0 : x;",
+        "Value(-0.0).relu() is 0.0 where micrograd keeps -0.0 (Value.relu and mg_mlp alike)",
+    ),
     Mutant(
         "mul-backward-reads-own-data",
         "csrc/graph.c",
@@ -84,8 +120,8 @@ MUTANTS = [
     Mutant(
         "backward-root-grad-accumulates",
         "csrc/graph.c",
-        "    A.grad[i] = 1.0;\n    A.op[i] |= MARK;",
-        "    A.grad[i] += 1.0;\n    A.op[i] |= MARK;",
+        "    A.grad[node_of(root)] = 1.0;",
+        "    A.grad[node_of(root)] += 1.0;",
         "a second backward() starts from root.grad 2",
     ),
     Mutant(
@@ -112,8 +148,8 @@ MUTANTS = [
     Mutant(
         "exp-overflow-not-an-error",
         "csrc/graph.c",
-        "return isinf(*out) && isfinite(x) ? MG_ERR_EXP_RANGE : MG_OK;",
-        "return MG_OK;",
+        "        if (isinf(e) && isfinite(x)) return MG_ERR_EXP_RANGE; /* as math.exp */\n",
+        "",
         "Value(1000.0).exp() is inf instead of math.exp's OverflowError",
     ),
     Mutant(
@@ -133,17 +169,31 @@ MUTANTS = [
     Mutant(
         "failed-binary-op-keeps-its-nodes",
         "csrc/graph.c",
-        "    if (h < 0) A.len -= made; /* undo: nothing refers to the new nodes yet */",
-        "",
+        "    mg_handle h = handle_for(push_op(op, x, y));\n"
+        "    if (h < 0) A.len -= made; /* undo: nothing refers to the new nodes yet */\n",
+        "    mg_handle h = handle_for(push_op(op, x, y));\n",
         "an op that runs out of memory leaves half-made nodes behind",
+    ),
+    Mutant(
+        "forward-keeps-old-grads",
+        "csrc/graph.c",
+        "        A.grad[i] = 0.0;\n        uint32_t rhs = A.rhs[i];",
+        "        uint32_t rhs = A.rhs[i];",
+        "after forward() a recomputed node keeps the grad of the last backward()",
+    ),
+    Mutant(
+        "valid-ignores-generation",
+        "csrc/graph.c",
+        "    return slot < A.handles_len && A.handles[slot].refs > 0 && "
+        "A.handles[slot].gen == whole >> 32;",
+        "    return slot < A.handles_len && A.handles[slot].refs > 0;",
+        "a stale copy of a freed handle reads (and writes) whatever node reuses its slot",
     ),
     # -- engine.py -------------------------------------------------------------------------
     Mutant(
         "rsub-operands-swapped",
         "micrograd_c/engine.py",
-        "    def __rsub__(self, other: Number) -> Value:  # other - self\n"
         "        return other + (-self)",
-        "    def __rsub__(self, other: Number) -> Value:  # other - self\n"
         "        return self + (-other)",
         "2 - v computes v - 2",
     ),
@@ -157,9 +207,16 @@ MUTANTS = [
     Mutant(
         "int-exponent-flag-inverted",
         "micrograd_c/engine.py",
-        "return _adopt(lib.mg_pow(self._h, float(other), isinstance(other, int)))",
-        "return _adopt(lib.mg_pow(self._h, float(other), isinstance(other, float)))",
+        "return _make(lib.mg_pow, self._h, exponent, minus_one, isinstance(other, int))",
+        "return _make(lib.mg_pow, self._h, exponent, minus_one, isinstance(other, float))",
         "v ** 2 shows _op '**2.0', v ** 2.0 shows '**2'",
+    ),
+    Mutant(
+        "int-exponent-minus-one-in-floats",
+        "micrograd_c/engine.py",
+        "exponent, minus_one = float(other), float(other - 1)",
+        "exponent, minus_one = float(other), float(other) - 1",
+        "the gradient of v ** (2**53 + 1) differs from micrograd's exact int other - 1",
     ),
     Mutant(
         "strings-accepted-as-numbers",
@@ -175,12 +232,28 @@ MUTANTS = [
         "            return self is other",
         "a in c._prev is False for c = a * b",
     ),
+    Mutant(
+        "finalizer-ignores-put-off-release",
+        "micrograd_c/engine.py",
+        "            if _release(self._h):  # put off: the collector is running "
+        "(never so at exit)\n"
+        "                _hold(self)\n",
+        "            _release(self._h)\n",
+        "a Value freed by the garbage collector never releases its node: cyclic garbage leaks",
+    ),
+    Mutant(
+        "prev-registry-takes-no-reference",
+        "micrograd_c/engine.py",
+        "        ref.handle = check(lib.mg_retain(handle))",
+        "        ref.handle = handle",
+        "a Value from _prev releases its node twice when freed: a live Value's node goes",
+    ),
     # -- nn.py -----------------------------------------------------------------------------
     Mutant(
         "packed-output-layer-gets-relu",
         "micrograd_c/nn.py",
-        'self.nonlin = ffi.new("int32_t[]", [bool(n[0].nonlin) for n in layers])',
-        'self.nonlin = ffi.new("int32_t[]", [True for n in layers])',
+        'self.nonlin = ffi.new("int32_t[]", [bool(group[0].nonlin) for group in groups])',
+        'self.nonlin = ffi.new("int32_t[]", [True for group in groups])',
         "an MLP's linear output layer is clipped at 0",
     ),
     Mutant(

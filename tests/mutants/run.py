@@ -45,6 +45,8 @@ FIRST = [
     "test_errors.py",
     "test_golden.py",
     "test_tanh_exp.py",
+    "test_forward.py",
+    "test_finalizers.py",
     "test_nn.py",
     "test_viz.py",
     "test_bad_input.py",
