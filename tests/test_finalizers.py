@@ -231,13 +231,21 @@ CTRL_C = textwrap.dedent("""
     started = False
     while True:
         try:
+            # (The acknowledgement below runs with SIGINT blocked: the next Ctrl-C, sent the
+            # moment handled.set() lets the interrupter go, waits for this line, so that it
+            # lands in the loop and not in the handler, where a Ctrl-C would escape any loop.)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             if not started:  # (not is_alive(): a Ctrl-C may cut start() short)
                 started = True
                 thread.start()
             if time.time() > deadline:
                 stopping.set()
             if stopping.is_set():
-                thread.join()  # the interrupter's last Ctrl-C may still be on its way
+                # The interrupter's last Ctrl-C may still be on its way.  (join() with a timeout,
+                # in a loop: a signal that arrives just before a blocking wait starts is seen only
+                # when the wait ends, a CPython race that a plain join() would turn into a hang.)
+                while thread.is_alive():
+                    thread.join(0.05)
                 time.sleep(0.05)
                 break
             loss = sum((model(x) - 1.0) ** 2 for x in X)
@@ -246,8 +254,10 @@ CTRL_C = textwrap.dedent("""
             for p in model.parameters():
                 p.data -= 0.01 * p.grad
         except KeyboardInterrupt:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             received += 1
             handled.set()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     loss = None
     gc.collect()
     Value(1.0).backward()  # gives back what an interrupt stranded
