@@ -109,6 +109,31 @@ class Run:
         return 1000.0 * self.seconds / max(len(self.losses), 1)
 
 
+def _backward_and_update(
+    model: Any, total_loss: Any, acc: float, k: int, run: Run, bar: Any
+) -> None:
+    """The notebook's step after its forward pass, shared by train() and train_replay()."""
+    # backward
+    model.zero_grad()
+    total_loss.backward()
+    # update (sgd)
+    learning_rate = 1.0 - 0.9 * k / 100
+    for p in model.parameters():
+        p.data -= learning_rate * p.grad
+    run.losses.append(total_loss.data)
+    run.accuracies.append(acc)
+    if bar is not None:
+        bar.set_postfix(loss=f"{total_loss.data:.4f}", accuracy=f"{acc:.0%}", refresh=False)
+        bar.update()
+
+
+def _finish(run: Run, start: float, bar: Any) -> Run:
+    run.seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    return run
+
+
 def train(
     value: type,
     mlp: Callable[..., Any],
@@ -133,22 +158,8 @@ def train(
     for k in range(steps):
         # forward
         total_loss, acc = loss(model, X, y, value)
-        # backward
-        model.zero_grad()
-        total_loss.backward()
-        # update (sgd)
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        run.losses.append(total_loss.data)
-        run.accuracies.append(acc)
-        if bar is not None:
-            bar.set_postfix(loss=f"{total_loss.data:.4f}", accuracy=f"{acc:.0%}", refresh=False)
-            bar.update()
-    run.seconds = time.perf_counter() - start
-    if bar is not None:
-        bar.close()
-    return run
+        _backward_and_update(model, total_loss, acc, k, run, bar)
+    return _finish(run, start, bar)
 
 
 def train_replay(
@@ -185,22 +196,8 @@ def train_replay(
         # forward: recompute the graph from its leaves (inputs and parameters)
         total_loss.forward()
         acc = accuracy(scores, y)
-        # backward
-        model.zero_grad()
-        total_loss.backward()
-        # update (sgd)
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        run.losses.append(total_loss.data)
-        run.accuracies.append(acc)
-        if bar is not None:
-            bar.set_postfix(loss=f"{total_loss.data:.4f}", accuracy=f"{acc:.0%}", refresh=False)
-            bar.update()
-    run.seconds = time.perf_counter() - start
-    if bar is not None:
-        bar.close()
-    return run
+        _backward_and_update(model, total_loss, acc, k, run, bar)
+    return _finish(run, start, bar)
 
 
 def _progress_bar(steps: int, name: str) -> Any:
