@@ -93,3 +93,42 @@ FORMS_WITH_CONSTANT = {
     "v/k": lambda v, k: v / k,
     "k/v": lambda v, k: k / v,
 }
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_demo_headless(module: str, args: list[str], cwd, picture: str) -> None:
+    """Runs `python -m module args` as a user would, with no display and a GUI backend set
+    (the demo must not use it), and checks it wrote its picture into cwd."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env["MPLBACKEND"] = "TkAgg"
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (cwd / picture).read_bytes()[:8] == PNG_MAGIC  # default path: the cwd
+
+
+def demo_dependencies_imported_by(*modules: str) -> str:
+    """Which of the demos' heavy dependencies importing `modules` pulls in, printed as a list
+    by a fresh interpreter ('[]': none)."""
+    import subprocess
+    import sys
+
+    check = (
+        f"import sys, {', '.join(modules)}; "
+        "print(sorted({'sklearn', 'matplotlib', 'tqdm', 'numpy'} & sys.modules.keys()))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()

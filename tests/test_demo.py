@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import gc
-import os
 import random
 import re
 import struct
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +24,8 @@ from sklearn.datasets import make_moons  # noqa: E402
 from micrograd_c.demo import load_data, main, train, train_replay  # noqa: E402
 from micrograd_c.engine import Value  # noqa: E402
 from micrograd_c.nn import MLP  # noqa: E402
+
+from conftest import demo_dependencies_imported_by, run_demo_headless  # noqa: E402
 
 SUMMARY = re.compile(
     r"^(\S+): (\d+) steps, final loss ([0-9.]+), training accuracy ([0-9.]+)%", re.M
@@ -192,21 +192,6 @@ def test_bad_arguments_stop_before_training(
 
 
 def test_runs_as_a_module_headless_and_the_core_imports_none_of_its_deps(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
-    env["MPLBACKEND"] = "TkAgg"  # a GUI backend the user may have set: the demo must not use it
-    done = subprocess.run(
-        [sys.executable, "-m", "micrograd_c.demo", "--steps", "1"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "moons.png").read_bytes()[:8] == PNG_MAGIC  # default path: the cwd
-    check = (
-        "import sys, micrograd_c, micrograd_c.nn, micrograd_c.demo; "
-        "print(sorted({'sklearn', 'matplotlib', 'tqdm', 'numpy'} & sys.modules.keys()))"
-    )
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "[]", done.stderr
+    run_demo_headless("micrograd_c.demo", ["--steps", "1"], tmp_path, "moons.png")
+    modules = ("micrograd_c", "micrograd_c.nn", "micrograd_c.demo")
+    assert demo_dependencies_imported_by(*modules) == "[]"

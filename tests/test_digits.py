@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -34,6 +32,8 @@ from micrograd_c.digits import (
 )
 from micrograd_c.engine import Value  # noqa: E402
 from micrograd_c.nn import MLP  # noqa: E402
+
+from conftest import demo_dependencies_imported_by, run_demo_headless  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SUMMARY = re.compile(
@@ -206,21 +206,5 @@ def test_bad_arguments_stop_before_training(
 
 
 def test_runs_as_a_module_headless_and_imports_its_deps_only_when_run(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
-    env["MPLBACKEND"] = "TkAgg"  # a GUI backend the user may have set: the demo must not use it
-    done = subprocess.run(
-        [sys.executable, "-m", "micrograd_c.digits", "--steps", "2"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "digits.png").read_bytes()[:8] == PNG_MAGIC  # default path: the cwd
-    check = (
-        "import sys, micrograd_c.digits; "
-        "print(sorted({'sklearn', 'matplotlib', 'tqdm', 'numpy'} & sys.modules.keys()))"
-    )
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "[]", done.stderr
+    run_demo_headless("micrograd_c.digits", ["--steps", "2"], tmp_path, "digits.png")
+    assert demo_dependencies_imported_by("micrograd_c.digits") == "[]"
