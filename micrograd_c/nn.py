@@ -21,7 +21,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Callable, Final, Literal, overload
 
 from micrograd_c._core import error, ffi, lib
-from micrograd_c.engine import _OWN_ERRORS, Value, _adopt, _note_stranded, _to_float
+from micrograd_c.engine import (
+    _OWN_ERRORS,
+    Value,
+    _adopt,
+    _new_value,
+    _note_stranded,
+    _to_float,
+)
 
 __all__ = ["Module", "Neuron", "Layer", "MLP"]
 
@@ -135,6 +142,7 @@ class _Plan:
         "handles",
         "leaves",
         "zeros",
+        "spare",
     )
 
     def __init__(
@@ -163,6 +171,7 @@ class _Plan:
         # Inputs that are all numbers, or all Values: C only reads these, so calls share them.
         self.leaves = ffi.new("mg_handle[]", [-1] * self.nin)  # "input k is the number x[k]"
         self.zeros = ffi.new("double[]", self.nin)  # (no numbers among the inputs)
+        self.spare: list[Any] = []  # output buffers no call is using (_call_in_c)
 
 
 def _reads_plainly(cls: type, level: int) -> bool:
@@ -279,46 +288,44 @@ def _call_in_c(module: Module, x: Any, level: int) -> Value | list[Value] | None
     if len(x) < nin:  # zip() stops early: fewer terms than weights
         return None
     nout = plan.nout
-    out = ffi.new("mg_handle[]", nout)
+    # A buffer for the output handles, this call's alone: a pop and an append are cheaper than
+    # a new cffi array.  (One lost to an exception is simply not given back.)
+    spare = plan.spare
+    out = spare.pop() if spare else ffi.new("mg_handle[]", nout)
     try:  # (from the C call until every output has its Value: see engine._stranded)
+        status: int | None = None  # (None: inputs the two fast paths below do not take)
         if nin and type(x[0]) is Value:  # Values, as the notebook gives them (numbers may follow)
             handles = [v._h if type(v) is Value else -1 for v in x]
-            if -1 in handles:
-                return _call_mixed(plan, x, out)
-            status = _mg_mlp(
-                plan.nlayers, plan.sizes, plan.nonlin, plan.handles, handles, plan.zeros, out
-            )
+            if -1 not in handles:
+                status = _mg_mlp(
+                    plan.nlayers, plan.sizes, plan.nonlin, plan.handles, handles, plan.zeros, out
+                )
         else:
             try:  # numbers alone: cffi reads them as doubles
                 status = _mg_mlp(
                     plan.nlayers, plan.sizes, plan.nonlin, plan.handles, plan.leaves, x, out
                 )
             except (TypeError, OverflowError):  # a Value, or a number only _to_float reads
-                return _call_mixed(plan, x, out)
+                status = None
+        if status is None:  # Values and numbers mixed, or numbers only _to_float reads
+            inputs = _inputs(x, nin)
+            if inputs is None:
+                return None
+            status = _mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, *inputs, out)
         if status < 0:
             raise error(status)
         if nout == 1:
-            return _adopt(out[0])
-        return list(map(_adopt, out))
+            result: Value | list[Value] = _new_value(Value)
+            result._h = out[0]  # type: ignore[union-attr]
+        else:
+            result = list(map(_adopt, out))
     except _OWN_ERRORS:
         raise
     except BaseException:  # an interrupt: handles in `out` may be owned by no Value
         _note_stranded()
         raise
-
-
-def _call_mixed(plan: _Plan, x: Sequence[Any], out: Any) -> Value | list[Value] | None:
-    """_call_in_c's end for inputs that mix Values and numbers, or hold numbers only _to_float
-    reads (or refuses, with its error)."""
-    inputs = _inputs(x, plan.nin)
-    if inputs is None:
-        return None
-    status = _mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, *inputs, out)
-    if status < 0:
-        raise error(status)
-    if plan.nout == 1:
-        return _adopt(out[0])
-    return list(map(_adopt, out))
+    spare.append(out)
+    return result
 
 
 def _inputs(x: Sequence[Any], nin: int) -> tuple[list[float], list[float]] | None:

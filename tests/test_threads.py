@@ -5,6 +5,7 @@ even while the arena compacts underneath them."""
 import gc
 import math
 import random
+import sys
 import threading
 import time
 
@@ -157,3 +158,26 @@ def test_c_calls_keep_the_gil():
     # a cffi that stops using them would silently cost ~2x per operator.  The arena's lock keeps
     # calls atomic either way; this test only makes the change visible.
     assert lib.mg_gil_held() == 1
+
+
+def test_threads_calling_one_model(settled):
+    """Threads calling one model at once each get their own outputs: a call's buffer for the
+    output handles is its own while it reads them (nn's spare buffers are taken, not shared)."""
+    from micrograd_c.nn import MLP
+
+    random.seed(7)
+    model = MLP(2, [4, 4, 1])
+    rng = random.Random(1)
+    points = [(rng.uniform(-2, 2), rng.uniform(-2, 2)) for _ in range(300)]
+    expected = [model([Value(x), Value(y)]).data for x, y in points]
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads between nearly every bytecode
+    try:
+
+        def calls():
+            return [model([Value(x), Value(y)]).data for x, y in points]
+
+        results = run_in_threads([calls] * THREADS)
+    finally:
+        sys.setswitchinterval(old)
+    assert results == [expected] * THREADS
