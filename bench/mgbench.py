@@ -306,6 +306,83 @@ class Moons:
         )
 
 
+def mlp_nodes(plan: Any) -> int:
+    """The nodes one call of a planned model makes in C: per neuron of a layer of n inputs,
+    on Values, n products, n sums, and a ReLU if nonlin."""
+    return sum(
+        plan.sizes[layer + 1] * (2 * plan.sizes[layer] + bool(plan.nonlin[layer]))
+        for layer in range(plan.nlayers)
+    )
+
+
+# -- floor: the notebook loop with no engine under it -----------------------------------------
+
+
+class FloorValue:
+    """The least a Value that is a Python object can cost: each operator makes one __slots__
+    object holding its result.  No graph, no C call, no finalizer; numpy defers to it as it
+    does to micrograd_c's Value.  The notebook loop run on it costs what the loop's own Python
+    and numpy cost, plus one object per operator: the floor of any engine with Python Values.
+    (It computes forward values only, and gradients not at all: a floor, not an engine.)"""
+
+    __slots__ = ("data", "grad")
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any) -> None:
+        self.data = data if type(data) is float else float(data)
+        self.grad = 0.0
+
+    def __add__(self, other: Any) -> FloorValue:
+        return FloorValue(self.data + (other.data if type(other) is FloorValue else other))
+
+    def __mul__(self, other: Any) -> FloorValue:
+        return FloorValue(self.data * (other.data if type(other) is FloorValue else other))
+
+    __radd__ = __add__
+    __rmul__ = __mul__
+
+    def __neg__(self) -> FloorValue:
+        return self * -1
+
+    def relu(self) -> FloorValue:
+        return FloorValue(self.data if self.data > 0 else 0.0)
+
+    def backward(self) -> None:
+        pass
+
+    forward = backward
+
+
+class FloorMLP(micrograd_c.nn.MLP):
+    """micrograd_c's MLP, with FloorValue parameters, whose call does only what every call of
+    micrograd_c's must do in Python before its C part: check the model against its plan, so
+    that a change made by any path is seen (nn._fits, on a twin micrograd_c model of the same
+    shape).  Its output is one FloorValue."""
+
+    def __init__(self, nin: int, nouts: list[int]) -> None:
+        super().__init__(nin, nouts)
+        for layer in self.layers:
+            for n in layer.neurons:
+                n.w = [FloorValue(w.data) for w in n.w]
+                n.b = FloorValue(0.0)
+        self.twin = micrograd_c.nn.MLP(nin, nouts)
+        self.twin([micrograd_c.engine.Value(0.0)] * nin)  # packs its plan
+        self.plan = micrograd_c.nn._plans[id(self.twin)]
+        self.checks = 0
+
+    def __call__(self, x: Any) -> FloorValue:  # type: ignore[override]
+        assert self.plan is not None and micrograd_c.nn._fits(self.plan, self.twin)
+        self.checks += 1
+        return FloorValue(0.5)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = 0.0
+
+
+FLOOR = Engine("floor", FloorValue, FloorMLP)
+
+
 # -- mlp_call: one model call, as the notebook's loop makes it -------------------------------
 
 

@@ -180,6 +180,72 @@ def replay_row(cases: list[Case]) -> Row:
     return speedup_row(label, mg, mgc, ms, 4000)
 
 
+def floor_rows(cases: list[Case]) -> list[Row]:
+    """What no engine whose Values are Python objects can beat on the notebook loop: the loop
+    on FloorValue (one __slots__ object per operator, the model check per call, no C), then
+    that plus the C work of micrograd_c's step at the mg_mlp and backward cases' ns per node."""
+    mg = find(cases, "test_mlp_step", engine="micrograd", inputs="notebook", gc_mode="gc_on")
+    floor = find(cases, "test_mlp_floor")
+    c_part = find(cases, "test_mg_mlp")
+    sweep = find(cases, "test_backward", engine="micrograd_c")
+
+    def bound(with_c: bool) -> tuple[str, str]:
+        """The floor's time and micrograd's over it."""
+        if mg is None or floor is None or (with_c and not (c_part and sweep)):
+            return "not run", "-"
+        total = seconds(floor)
+        if with_c and c_part and sweep:
+            info = floor["extra_info"]
+            total += info["mlp_nodes"] * per_unit(c_part) + info["graph_nodes"] * per_unit(sweep)
+        return ms(total), times(seconds(mg) / total)
+
+    python_alone, with_c = bound(False), bound(True)
+    nodes = (
+        f"{floor['extra_info']['mlp_nodes']:,} nodes made by mg_mlp and "
+        f"{floor['extra_info']['graph_nodes']:,} swept by backward"
+        if floor
+        else "its nodes"
+    )
+    return [
+        Row(
+            "floor: the notebook loop, GC on, with no engine under it (one __slots__ object "
+            "per operator, no graph, no C; each model call only checks the model)",
+            show(mg, lambda c: ms(seconds(c))),
+            python_alone[0],
+            python_alone[1],
+            "- (no engine whose Values are Python objects does less)",
+            None,
+        ),
+        Row(
+            f"floor + C: that, plus micrograd_c's C work in the step ({nodes}, at the "
+            "ns per node of the rows below)",
+            show(mg, lambda c: ms(seconds(c))),
+            with_c[0],
+            with_c[1],
+            "- (the most this design can reach)",
+            None,
+        ),
+    ]
+
+
+def replay_floor_row(cases: list[Case]) -> Row:
+    """What no engine whose Values are Python objects can beat on the replayed step: its own
+    lines on FloorValue plus micrograd_c's C sweeps alone."""
+    mg = find(cases, "test_mlp_step", engine="micrograd", inputs="notebook", gc_mode="gc_on")
+    python, sweeps = find(cases, "test_mlp_replay_floor"), find(cases, "test_mlp_sweeps")
+    total = seconds(python) + seconds(sweeps) if python and sweeps else None
+    return Row(
+        "replay floor: the replayed step's own lines with no engine under them "
+        f"({ms(seconds(python)) if python else '?'}), plus forward() and backward() in C "
+        f"with no Python around them ({ms(seconds(sweeps)) if sweeps else '?'})",
+        show(mg, lambda c: ms(seconds(c))),
+        ms(total) if total else "not run",
+        times(seconds(mg) / total) if mg and total else "-",
+        "- (the most this design can reach)",
+        None,
+    )
+
+
 def mlp_call_rows(cases: list[Case]) -> list[Row]:
     mg, mgc = both(cases, "test_mlp_call")
     row = speedup_row(
@@ -326,6 +392,8 @@ def rows_of(cases: list[Case]) -> list[Row]:
     return [
         *mlp_rows(cases),
         replay_row(cases),
+        *floor_rows(cases),
+        replay_floor_row(cases),
         *mlp_call_rows(cases),
         *op_rows(cases),
         backward_row(cases),

@@ -22,6 +22,7 @@ from micrograd_c._core import ffi, lib
 
 from mgbench import (
     ENGINES,
+    FLOOR,
     X0,
     Agreement,
     B,
@@ -39,6 +40,7 @@ from mgbench import (
     chain_of_adds,
     chain_operands,
     count_nodes,
+    mlp_nodes,
     multiply_add,
     op_fingerprint,
     rss_bytes,
@@ -54,6 +56,7 @@ ROUNDS = {
     "backward": {"micrograd": 3, "micrograd_c": 10},
     "mlp_step": {"micrograd": 5, "micrograd_c": 30},
     "mlp_replay": {"micrograd_c": 100},
+    "mlp_floor": {"floor": 30, "micrograd_c": 100},
     "mlp_call": {"micrograd": 3, "micrograd_c": 200},
     "deep": {"micrograd": 1, "micrograd_c": 3},
     "memory": {"micrograd": 3, "micrograd_c": 20},
@@ -184,6 +187,80 @@ def test_mlp_replay(benchmark: Any, sizes: Sizes, agreement: Agreement) -> None:
     agreement.check("mlp_step", engine, moons.fingerprint(total_loss, acc), other_step)
 
 
+@pytest.mark.benchmark(group="mlp_step")
+def test_mlp_floor(benchmark: Any, sizes: Sizes) -> None:
+    """The notebook loop's floor: the same step, GC on, on FLOOR, where each operator makes one
+    __slots__ object and each model call only checks the model (no graph, no C call).  It
+    counts the nodes micrograd_c's step makes, so that report.py can add their C cost at the
+    mg_mlp and backward cases' ns per node, and set that sum against micrograd's step."""
+    real = Moons(ENGINES["micrograd_c"], sizes.moons)
+    total_loss, _ = real.step()
+    plan = micrograd_c.nn._plans[id(real.model)]
+    assert plan is not None, "the model must run in C"
+    moons = Moons(FLOOR, sizes.moons)
+    benchmark.extra_info.update(
+        count=1,
+        per="step",
+        points=sizes.moons,
+        engine=FLOOR.name,
+        graph_nodes=count_nodes(total_loss),  # what backward() sweeps
+        mlp_nodes=mlp_nodes(plan) * sizes.moons,  # what the model calls make in C
+    )
+
+    def setup() -> tuple[tuple[()], dict[str, Any]]:
+        moons.reset()
+        moons.model.checks = 0
+        return (), {}
+
+    benchmark.pedantic(
+        moons.step, setup=setup, rounds=ROUNDS["mlp_floor"][FLOOR.name], warmup_rounds=1
+    )
+    assert moons.model.checks == sizes.moons  # every call checked the model
+
+
+@pytest.mark.benchmark(group="mlp_step")
+def test_mlp_replay_floor(benchmark: Any, sizes: Sizes) -> None:
+    """The replayed step's Python floor: mlp_replay's step on FLOOR, where forward() and
+    backward() do nothing, so what is timed is the step's own lines (the accuracy, zero_grad
+    and the update loop) on the cheapest Python Values.  report.py adds mlp_sweeps' C part."""
+    moons = Moons(FLOOR, sizes.moons)
+    moons.build_once()
+    benchmark.extra_info.update(count=1, per="step", points=sizes.moons, engine=FLOOR.name)
+
+    def setup() -> tuple[tuple[()], dict[str, Any]]:
+        moons.reset()
+        return (), {}
+
+    total_loss, acc = benchmark.pedantic(
+        moons.replay_step, setup=setup, rounds=ROUNDS["mlp_floor"][FLOOR.name], warmup_rounds=1
+    )
+    assert type(total_loss) is FLOOR.Value and 0 <= acc <= 1
+
+
+@pytest.mark.benchmark(group="mlp_step")
+def test_mlp_sweeps(benchmark: Any, sizes: Sizes) -> None:
+    """The replayed step's C part alone: mg_forward and mg_backward of micrograd_c's built moons
+    loss, with no Python around them but the two calls (micrograd_c alone)."""
+    engine = ENGINES["micrograd_c"]
+    moons = Moons(engine, sizes.moons)
+    moons.build_once()
+    assert moons.graph is not None
+    root = moons.graph[0]._h
+    benchmark.extra_info.update(count=1, per="step", points=sizes.moons, engine=engine.name)
+
+    def sweeps() -> None:
+        assert lib.mg_forward(root) == 0 and lib.mg_backward(root) == 0
+
+    benchmark.pedantic(sweeps, rounds=ROUNDS["mlp_floor"][engine.name], warmup_rounds=1)
+    # The sweeps are the replay step's own: the same loss and grads as replay_step() gives.
+    moons.model.zero_grad()
+    sweeps()
+    loss, grads = moons.graph[0].data, [p.grad for p in moons.model.parameters()]
+    replayed, _ = moons.replay_step()
+    assert replayed.data == loss
+    assert [p.grad for p in moons.model.parameters()] == grads
+
+
 @pytest.mark.benchmark(group="mlp_call")
 def test_mlp_call(benchmark: Any, engine: Engine, sizes: Sizes, agreement: Agreement) -> None:
     """The moons step's forward pass alone: one call of MLP(2, [16, 16, 1]) per point, on
@@ -224,11 +301,7 @@ def test_mg_mlp(benchmark: Any, sizes: Sizes) -> None:
     lib.mg_mlp(plan.nlayers, plan.sizes, plan.nonlin, plan.handles, handles[0], constants, out)
     assert lib.mg_data(out[0]) == scores[0].data
     lib.mg_release(out[0])
-    # Per neuron of a layer of n inputs, on Values: n products, n sums, and a ReLU if nonlin.
-    nodes = sum(
-        plan.sizes[layer + 1] * (2 * plan.sizes[layer] + bool(plan.nonlin[layer]))
-        for layer in range(plan.nlayers)
-    )
+    nodes = mlp_nodes(plan)
     benchmark.extra_info.update(
         count=nodes * len(handles), per="node", engine=engine.name, nodes_per_call=nodes
     )
