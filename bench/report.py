@@ -255,8 +255,20 @@ def mlp_call_rows(cases: list[Case]) -> list[Row]:
     row.met = per_unit(mgc) <= 4e-6 if mgc and checked(mgc) else None
     c_part = find(cases, "test_mg_mlp")
     nodes = c_part["extra_info"]["nodes_per_call"] if c_part else "?"
+    after = find(cases, "test_mlp_call_after_a_big_graph")
+    slower = per_unit(after) / per_unit(mgc) if after and mgc else None
+    dropped = f"{after['extra_info']['dropped']:,}" if after else "?"
     return [
         row,
+        Row(
+            f"mlp_call: the same, after a {dropped}-node graph was dropped and the arena "
+            "collected (per call)",
+            "-",
+            show(after, lambda c: ns(per_unit(c))),
+            f"{slower:.2f}x mlp_call" if slower else "-",
+            "<= 1.25x mlp_call (no cost stays behind)",
+            slower <= 1.25 if slower and checked(after, mgc) else None,
+        ),
         Row(
             f"mlp_call: its C part alone, mg_mlp making {nodes} nodes (per node)",
             "-",

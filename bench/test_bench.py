@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import micrograd_c
 import micrograd_c.nn
 from micrograd_c._core import ffi, lib
 
@@ -58,6 +59,7 @@ ROUNDS = {
     "mlp_replay": {"micrograd_c": 100},
     "mlp_floor": {"floor": 30, "micrograd_c": 100},
     "mlp_call": {"micrograd": 3, "micrograd_c": 200},
+    "mlp_call_after": {"micrograd_c": 200},
     "deep": {"micrograd": 1, "micrograd_c": 3},
     "memory": {"micrograd": 3, "micrograd_c": 20},
 }
@@ -274,6 +276,26 @@ def test_mlp_call(benchmark: Any, engine: Engine, sizes: Sizes, agreement: Agree
         calls.fingerprint(scores),
         lambda other: mlp_call_fingerprint(MlpCalls(other, sizes.moons)),
     )
+
+
+@pytest.mark.benchmark(group="mlp_call")
+def test_mlp_call_after_a_big_graph(benchmark: Any, sizes: Sizes) -> None:
+    """mlp_call again, after a graph of ~4 x sizes.products nodes was built, differentiated and
+    dropped, and the arena collected: nothing of it may slow later work.  (The handle table
+    keeps its high-water mark, and compaction once walked all of it: calls that compact often,
+    in a small arena, took 60x as long.)  report.py sets it against mlp_call."""
+    engine = ENGINES["micrograd_c"]
+    graph = wide_graph(engine, sizes.products)
+    graph.root.backward()
+    nodes = lib.mg_node_count()
+    del graph
+    micrograd_c.collect()
+    calls = MlpCalls(engine, sizes.moons)
+    benchmark.extra_info.update(count=sizes.moons, per="call", engine=engine.name, dropped=nodes)
+    scores = benchmark.pedantic(
+        calls.run, rounds=ROUNDS["mlp_call_after"][engine.name], warmup_rounds=1
+    )
+    assert calls.fingerprint(scores) == mlp_call_fingerprint(MlpCalls(engine, sizes.moons))
 
 
 def mlp_call_fingerprint(calls: MlpCalls) -> Fingerprint:

@@ -154,14 +154,15 @@ static void set_text_budget(void) {
 }
 
 /* Drops every node no handle reaches and slides the rest down, keeping their order; texts of
- * dropped nodes are freed in the same single pass over the (node-sorted) text table. */
+ * dropped nodes are freed in the same single pass over the (node-sorted) text table.  It walks
+ * the nodes alone, never the handle table: that keeps its high-water mark (a handle is never
+ * moved), so a walk over it would cost every later compaction the largest graph ever made. */
 static int32_t compact_nodes(void) {
     uint32_t n = A.len;
     uint32_t *remap = calloc(n ? n : 1, sizeof *remap); /* "live?" flags, then new indices */
     if (!remap) return MG_ERR_NOMEM;
-    for (uint32_t h = 0; h < A.handles_len; h++)
-        if (A.handles[h].refs) remap[A.handles[h].node] = 1;
-    for (uint32_t i = n; i-- > 0;) {
+    for (uint32_t i = n; i-- > 0;) { /* live: held by a handle, or a parent of a live node */
+        if (A.node_handle[i] != NO_NODE) remap[i] = 1;
         if (!remap[i]) continue;
         if (A.lhs[i] != NO_NODE) remap[A.lhs[i]] = 1;
         if (A.rhs[i] != NO_NODE) remap[A.rhs[i]] = 1;
@@ -180,10 +181,9 @@ static int32_t compact_nodes(void) {
         A.lhs[k] = A.lhs[i] == NO_NODE ? NO_NODE : remap[A.lhs[i]];
         A.rhs[k] = A.rhs[i] == NO_NODE ? NO_NODE : remap[A.rhs[i]];
         A.node_handle[k] = A.node_handle[i];
+        if (A.node_handle[k] != NO_NODE) A.handles[A.node_handle[k]].node = k;
         remap[i] = k;
     }
-    for (uint32_t h = 0; h < A.handles_len; h++)
-        if (A.handles[h].refs) A.handles[h].node = remap[A.handles[h].node];
     size_t texts_kept = 0; /* remap keeps node order, so the kept texts stay sorted */
     for (size_t t = 0; t < A.texts_len; t++) {
         Text text = A.texts[t];
