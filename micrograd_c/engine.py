@@ -22,6 +22,7 @@ import copyreg
 import functools
 import gc
 import operator
+import os
 import signal
 import sys
 import threading
@@ -153,14 +154,24 @@ _stranded = [False]
 # finalizer (or hook) that caught it, but where the main thread runs next.  A real SIGINT where
 # there are signals to a thread (it also wakes a main thread blocked on a lock, as Ctrl-C does);
 # a C callable, with no Python frame of its own for another interrupt to land in.
-if hasattr(signal, "pthread_kill"):
-    _redeliver = functools.partial(
-        _thread.start_new_thread,
-        signal.pthread_kill,
-        (threading.main_thread().ident, signal.SIGINT),
-    )
-else:  # Windows  # pragma: no cover (no pthread_kill there; CI runs on Linux)
-    _redeliver = functools.partial(_thread.start_new_thread, _thread.interrupt_main, ())
+_redeliver: Callable[[], object]
+
+
+def _aim_at_main_thread() -> None:
+    global _redeliver
+    if hasattr(signal, "pthread_kill"):
+        _redeliver = functools.partial(
+            _thread.start_new_thread,
+            signal.pthread_kill,
+            (threading.main_thread().ident, signal.SIGINT),
+        )
+    else:  # Windows  # pragma: no cover (no pthread_kill there; CI runs on Linux)
+        _redeliver = functools.partial(_thread.start_new_thread, _thread.interrupt_main, ())
+
+
+_aim_at_main_thread()
+if hasattr(os, "register_at_fork"):  # a child forked by another thread has that one as main
+    os.register_at_fork(after_in_child=_aim_at_main_thread)
 
 
 def _note_stranded(_stranded: list[bool] = _stranded) -> None:
@@ -169,8 +180,8 @@ def _note_stranded(_stranded: list[bool] = _stranded) -> None:
 
 def _reclaim_stranded() -> None:
     """Gives back the handles that no Value (or pending release) owns: one pass over the objects
-    the garbage collector tracks, which include every Value."""
-    _stranded[0] = False
+    the garbage collector tracks, which include every Value.  The note is cleared only once
+    they are back: a Ctrl-C landing in here leaves it for the next backward()."""
     held = {id(v) for v in (ref() for ref in list(_held)) if v is not None}  # owned by _held
     owned = [
         getattr(v, "_h", -1) for v in gc.get_objects() if isinstance(v, Value) and id(v) not in held
@@ -180,6 +191,7 @@ def _reclaim_stranded() -> None:
     with _shown_lock:
         owned += [ref.handle for ref in _shown.values() if ref() is not None]
     check(lib.mg_reclaim_unowned(ffi.new("mg_handle[]", owned), len(owned)))
+    _stranded[0] = False
 
 
 def _deliver_interrupt(
