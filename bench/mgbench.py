@@ -20,6 +20,7 @@ from typing import Any, Callable, NamedTuple
 
 import micrograd.engine
 import micrograd.nn
+import numpy
 import pytest
 from sklearn.datasets import make_moons
 
@@ -136,6 +137,31 @@ def multiply_add(x: Any, b: Any, c: Any, steps: int) -> Any:
 
 def op_fingerprint(x: Any) -> Fingerprint:
     return Fingerprint(exact=(x.data,))
+
+
+# -- numpy: numpy scalars against Python numbers ------------------------------------------------
+
+# What the notebook's numpy inputs meet: each operator with its number on either side, and
+# Value(x).  (Subtraction and division are composed from + and *, as in micrograd.)
+NUMPY_EXPRESSIONS = ("a + x", "x + a", "a * x", "x * a", "Value(x)")
+NUMBERS = {
+    "float": lambda: 0.75,
+    "int": lambda: 3,
+    "numpy.float64": lambda: numpy.float64(0.75),
+    "numpy.int64": lambda: numpy.int64(3),
+}
+
+
+def repeated(expression: str) -> Callable[[Any, Any, int], Any]:
+    """A function running `expression` (over a Value `a` and a number `x`) n times, with nothing
+    else in its loop: a lambda call per evaluation would add the same cost to both sides of a
+    comparison and make their ratio look closer to 1."""
+    namespace = {"Value": micrograd_c.engine.Value}
+    source = (
+        f"def run(a, x, n):\n    for _ in range(n):\n        out = {expression}\n    return out"
+    )
+    exec(source, namespace)
+    return namespace["run"]  # type: ignore[no-any-return]
 
 
 # -- backward: a wide, shallow graph micrograd can still backprop ------------------------------

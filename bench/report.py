@@ -138,6 +138,39 @@ def op_rows(cases: list[Case]) -> list[Row]:
     return rows
 
 
+def numpy_rows(cases: list[Case]) -> list[Row]:
+    """Each numpy-scalar case against the Python number of its kind (issue #12: <= 1.2x)."""
+    rows = []
+    expressions = sorted(
+        {c["params"]["expression"] for c in cases if c["name"].startswith("test_numpy_scalar")},
+        key=lambda e: ("(" in e, e),
+    )
+    for expression in expressions:
+        ratios, times_text = [], []
+        for numpy_kind, plain in (("numpy.float64", "float"), ("numpy.int64", "int")):
+            np_case = find(cases, "test_numpy_scalar", expression=expression, number=numpy_kind)
+            py_case = find(cases, "test_numpy_scalar", expression=expression, number=plain)
+            if np_case is None or py_case is None:
+                continue
+            ratio = per_unit(np_case) / per_unit(py_case)
+            ratios.append((ratio, checked(np_case, py_case)))
+            times_text.append(
+                f"{numpy_kind} {ns(per_unit(np_case))} vs {plain} {ns(per_unit(py_case))} "
+                f"({ratio:.2f}x)"
+            )
+        rows.append(
+            Row(
+                f"numpy: `{expression}` with a numpy scalar x, against a Python number (per op)",
+                "-",
+                "; ".join(times_text) or "not run",
+                "-",
+                "<= 1.2x a Python number's cost",
+                all(r <= 1.2 and ok for r, ok in ratios) if ratios else None,
+            )
+        )
+    return rows
+
+
 def backward_row(cases: list[Case]) -> Row:
     mg, mgc = both(cases, "test_backward")
     label = f"backward: one backward() over a {size('count', mg, mgc)}-node graph (per node)"
@@ -408,6 +441,7 @@ def rows_of(cases: list[Case]) -> list[Row]:
         replay_floor_row(cases),
         *mlp_call_rows(cases),
         *op_rows(cases),
+        *numpy_rows(cases),
         backward_row(cases),
         *deep_rows(cases),
         *memory_rows(cases),

@@ -24,6 +24,8 @@ from micrograd_c._core import ffi, lib
 from mgbench import (
     ENGINES,
     FLOOR,
+    NUMBERS,
+    NUMPY_EXPRESSIONS,
     X0,
     Agreement,
     B,
@@ -44,6 +46,7 @@ from mgbench import (
     mlp_nodes,
     multiply_add,
     op_fingerprint,
+    repeated,
     rss_bytes,
     traced,
     training_memory_fresh,
@@ -55,6 +58,7 @@ from mgbench import (
 ROUNDS = {
     "op": {"micrograd": 5, "micrograd_c": 20},
     "backward": {"micrograd": 3, "micrograd_c": 10},
+    "numpy": {"micrograd_c": 20},
     "mlp_step": {"micrograd": 5, "micrograd_c": 30},
     "mlp_replay": {"micrograd_c": 100},
     "mlp_floor": {"floor": 30, "micrograd_c": 100},
@@ -116,6 +120,23 @@ def test_op(
         op_fingerprint(x),
         lambda other: op_fingerprint(multiply_add(*chain_operands(other, operand), steps)),
     )
+
+
+@pytest.mark.benchmark(group="numpy")
+@pytest.mark.parametrize("number", list(NUMBERS))
+@pytest.mark.parametrize("expression", NUMPY_EXPRESSIONS)
+def test_numpy_scalar(benchmark: Any, expression: str, number: str, sizes: Sizes) -> None:
+    """An operator, or Value(x), with a Python number or a numpy scalar, GC off (micrograd_c
+    alone): report.py sets each numpy scalar against the Python number of its kind."""
+    engine = ENGINES["micrograd_c"]
+    run, a, x = repeated(expression), engine.Value(0.5), NUMBERS[number]()
+    benchmark.extra_info.update(count=sizes.ops, per="op", engine=engine.name)
+    with python_gc("gc_off"):
+        out = benchmark.pedantic(
+            run, args=(a, x, sizes.ops), rounds=ROUNDS["numpy"][engine.name], warmup_rounds=1
+        )
+    plain = float(x) if "float" in number else int(x)
+    assert type(out) is engine.Value and out.data == repeated(expression)(a, plain, 1).data
 
 
 @pytest.mark.benchmark(group="backward")

@@ -72,17 +72,24 @@ _OP_TEXT = {
 _OWN_ERRORS = (TypeError, ValueError, ArithmeticError, MemoryError, AssertionError)
 
 
+# The types of plain numbers: float, int, and each numpy number type once seen (_is_number).
+# An operator skips the checks for arrays and for what is not a number with these, and hands
+# them to cffi as they are: cffi reads a double with the float() Python's arithmetic uses.
+_NUMBER_TYPES = {float, int}
+
+
 def _to_float(x: Any) -> float:
     """A number for the arena, accepted and refused as micrograd's arithmetic would.
 
     Floats and their subclasses (numpy.float64) go to C as they are: cffi reads their double."""
-    if isinstance(x, float):
-        return x
-    if type(x) is int:
-        return float(x)  # (OverflowError for an int no float holds, as Python's arithmetic)
-    if isinstance(x, (str, bytes, bytearray)):  # float() would parse them; arithmetic would not
-        raise TypeError(f"a Value holds a number, not {type(x).__name__}")
     kind = type(x)
+    if kind in _NUMBER_TYPES:
+        return float(x)  # (OverflowError for an int no float holds, as Python's arithmetic)
+    if isinstance(x, float):
+        _is_number(x)  # (numpy.float64: remembered, so that operators pass it on as it is)
+        return x
+    if isinstance(x, (str, bytes, bytearray)):  # float() would parse them; arithmetic would not
+        raise TypeError(f"a Value holds a number, not {kind.__name__}")
     if not (hasattr(kind, "__float__") or hasattr(kind, "__index__")):
         if kind.__name__ == "Value" and kind.__module__ == "micrograd.engine":
             raise TypeError(
@@ -90,7 +97,20 @@ def _to_float(x: Any) -> float:
                 "build the whole graph with one engine"
             )
         raise TypeError(f"a Value holds a number, not {kind.__name__}")
-    return float(x)  # a user __float__'s own error is the user's to see
+    number = float(x)  # a user __float__'s own error is the user's to see
+    _is_number(x)
+    return number
+
+
+def _is_number(x: Any) -> bool:
+    """Whether x is a numpy number or bool scalar (not numpy.str_, a str), whose float() is its
+    number; its type then joins _NUMBER_TYPES.  (Only numpy's: a user type there would be kept
+    alive for good.)"""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not isinstance(x, (numpy.number, numpy.bool_)):
+        return False
+    _NUMBER_TYPES.add(type(x))
+    return True
 
 
 # -- releases put off while the garbage collector runs ------------------------------------------
@@ -399,7 +419,10 @@ class Value:
                 out._h = handle = _mg_add(self._h, other._h)
             else:
                 out._h = handle = _mg_add_const(
-                    self._h, other if type(other) is float else _to_float(other)
+                    self._h,
+                    other
+                    if type(other) is float or type(other) in _NUMBER_TYPES
+                    else _to_float(other),
                 )
         except _OWN_ERRORS:
             raise
@@ -417,7 +440,10 @@ class Value:
                 out._h = handle = _mg_mul(self._h, other._h)
             else:
                 out._h = handle = _mg_mul_const(
-                    self._h, other if type(other) is float else _to_float(other)
+                    self._h,
+                    other
+                    if type(other) is float or type(other) in _NUMBER_TYPES
+                    else _to_float(other),
                 )
         except _OWN_ERRORS:
             raise
@@ -488,7 +514,7 @@ class Value:
         return self * -1
 
     def __radd__(self, other: Number) -> Value:  # other + self
-        if type(other) is not float and type(other) is not int and _is_array(other):
+        if type(other) not in _NUMBER_TYPES and _is_array(other):
             return _elementwise(operator.add, other, self)  # type: ignore[no-any-return]
         return self + other
 
@@ -496,12 +522,12 @@ class Value:
         return self + (-other)
 
     def __rsub__(self, other: Number) -> Value:  # other - self
-        if type(other) is not float and type(other) is not int and _is_array(other):
+        if type(other) not in _NUMBER_TYPES and _is_array(other):
             return _elementwise(operator.sub, other, self)  # type: ignore[no-any-return]
         return other + (-self)
 
     def __rmul__(self, other: Number) -> Value:  # other * self
-        if type(other) is not float and type(other) is not int and _is_array(other):
+        if type(other) not in _NUMBER_TYPES and _is_array(other):
             return _elementwise(operator.mul, other, self)  # type: ignore[no-any-return]
         return self * other
 
@@ -509,7 +535,7 @@ class Value:
         return self * other**-1
 
     def __rtruediv__(self, other: Number) -> Value:  # other / self
-        if type(other) is not float and type(other) is not int and _is_array(other):
+        if type(other) not in _NUMBER_TYPES and _is_array(other):
             return _elementwise(operator.truediv, other, self)  # type: ignore[no-any-return]
         return other * self**-1
 
@@ -541,7 +567,7 @@ _new_value = object.__new__
 
 def _is_array(x: Any) -> bool:
     """A numpy array of one or more dimensions (a numpy scalar is a number here)."""
-    return bool(getattr(x, "ndim", 0)) and hasattr(x, "__array_ufunc__")
+    return not _is_number(x) and bool(getattr(x, "ndim", 0)) and hasattr(x, "__array_ufunc__")
 
 
 def _elementwise(op: Callable[[Any, Any], Any], array: Any, value: Value) -> Any:

@@ -481,3 +481,16 @@ def test_many_failures_leak_no_handle_and_no_node(witness):
             with pytest.raises(expected):
                 attempt(a)
     assert settle() == (handles, nodes)
+
+
+@pytest.mark.parametrize("text", [np.str_("1.5"), np.bytes_(b"1.5")], ids=["str_", "bytes_"])
+def test_a_numpy_string_stays_refused_after_meeting_an_operator(witness, text):
+    # On the left of an operator it goes through the test that remembers numpy's number types
+    # (so that later ones skip the checks); it is not one, and stays refused everywhere.
+    a, _, _ = witness
+    with pytest.raises(TypeError):
+        text * a
+    with pytest.raises(TypeError):
+        Value(text)
+    with pytest.raises(TypeError):
+        a + text
