@@ -82,12 +82,12 @@ def _to_float(x: Any) -> float:
     """A number for the arena, accepted and refused as micrograd's arithmetic would.
 
     Floats and their subclasses (numpy.float64) go to C as they are: cffi reads their double."""
-    kind = type(x)
-    if kind in _NUMBER_TYPES:
-        return float(x)  # (OverflowError for an int no float holds, as Python's arithmetic)
     if isinstance(x, float):
         _is_number(x)  # (numpy.float64: remembered, so that operators pass it on as it is)
         return x
+    kind = type(x)
+    if kind in _NUMBER_TYPES:
+        return float(x)  # (OverflowError for an int no float holds, as Python's arithmetic)
     if isinstance(x, (str, bytes, bytearray)):  # float() would parse them; arithmetic would not
         raise TypeError(f"a Value holds a number, not {kind.__name__}")
     if not (hasattr(kind, "__float__") or hasattr(kind, "__index__")):
@@ -302,7 +302,7 @@ class Value:
     def __init__(
         self, data: Any, _children: Iterable[Value] = _NO_CHILDREN, _op: str = "", label: str = ""
     ) -> None:
-        if type(data) is not float:
+        if type(data) is not float and type(data) not in _NUMBER_TYPES:
             data = _to_float(data)
         try:
             if _children is _NO_CHILDREN and not _op:  # the common case: a leaf
