@@ -82,10 +82,11 @@ def _to_float(x: Any) -> float:
     """A number for the arena, accepted and refused as micrograd's arithmetic would.
 
     Floats and their subclasses (numpy.float64) go to C as they are: cffi reads their double."""
-    if isinstance(x, float):
-        _is_number(x)  # (numpy.float64: remembered, so that operators pass it on as it is)
-        return x
     kind = type(x)
+    if isinstance(x, float):
+        if kind not in _NUMBER_TYPES:
+            _is_number(x)  # (numpy.float64: remembered, so that operators pass it on as it is)
+        return x
     if kind in _NUMBER_TYPES:
         return float(x)  # (OverflowError for an int no float holds, as Python's arithmetic)
     if isinstance(x, (str, bytes, bytearray)):  # float() would parse them; arithmetic would not
@@ -360,7 +361,9 @@ class Value:
 
     @data.setter
     def data(self, value: Any) -> None:
-        status = _mg_set_data(self._h, value if type(value) is float else _to_float(value))
+        if type(value) is not float and type(value) not in _NUMBER_TYPES:
+            value = _to_float(value)
+        status = _mg_set_data(self._h, value)
         if status:
             raise error(status)
 
@@ -370,7 +373,9 @@ class Value:
 
     @grad.setter
     def grad(self, value: Any) -> None:
-        status = _mg_set_grad(self._h, value if type(value) is float else _to_float(value))
+        if type(value) is not float and type(value) not in _NUMBER_TYPES:
+            value = _to_float(value)
+        status = _mg_set_grad(self._h, value)
         if status:
             raise error(status)
 
