@@ -494,3 +494,5 @@ def test_a_numpy_string_stays_refused_after_meeting_an_operator(witness, text):
         Value(text)
     with pytest.raises(TypeError):
         a + text
+    with pytest.raises(TypeError):  # an input of a model call: read by _to_float itself
+        MLP(2, [2, 1])([a, text])

@@ -263,6 +263,36 @@ MUTANTS = [
         "        handles = [p._h for p in self.parameters()[1:]]",
         "zero_grad() leaves the first weight's grad",
     ),
+    # -- this session's fixes (the compaction walk, numpy numbers, the Ctrl-C census) -------
+    Mutant(
+        "compaction-forgets-handle-held-nodes",
+        "csrc/graph.c",
+        "        if (A.node_handle[i] != NO_NODE) remap[i] = 1;\n",
+        "",
+        "compaction drops the nodes Values hold: their numbers turn into others' or garbage",
+    ),
+    Mutant(
+        "compaction-leaves-handles-on-old-slots",
+        "csrc/graph.c",
+        "        if (A.node_handle[k] != NO_NODE) A.handles[A.node_handle[k]].node = k;\n",
+        "",
+        "after a compaction a Value reads another node's data",
+    ),
+    Mutant(
+        "numpy-strings-taken-as-numbers",
+        "micrograd_c/engine.py",
+        "not isinstance(x, (numpy.number, numpy.bool_))",
+        "not isinstance(x, numpy.generic)",
+        "once a numpy.str_ met an operator, Value(numpy.str_('1.5')) is 1.5, not a TypeError",
+    ),
+    Mutant(
+        "census-forgets-its-note-when-interrupted",
+        "micrograd_c/engine.py",
+        "    held = {id(v) for v in (ref() for ref in list(_held))",
+        "    _stranded[0] = False  # cleared before the census, as it once was\n"
+        "    held = {id(v) for v in (ref() for ref in list(_held))",
+        "a Ctrl-C during the census leaves stranded handles for good",
+    ),
     # -- viz.py ----------------------------------------------------------------------------
     Mutant(
         "trace-edges-reversed",
